@@ -1,0 +1,341 @@
+"""The one record schema every source is normalised into.
+
+A row of the published dataset is a :class:`Record`. Sources yield
+:class:`SourceItem` (metadata only, no pixels); the image stage turns each into
+a record or a :class:`Reject`. The same schema is exposed as
+``datasets.Features`` (:func:`hf_features`) and as an Arrow schema carrying
+those features in its metadata (:func:`arrow_schema`), so Parquet written by
+the build opens with ``datasets.load_dataset`` and decodes its images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ORGANS: tuple[str, ...] = ("breast", "thyroid", "liver", "lung")
+
+# Normalised class labels per organ. ``normal`` always means "no disease of
+# interest in this image". The published ClassLabel is the union, in this order.
+LABELS: dict[str, tuple[str, ...]] = {
+    "breast": ("normal", "benign", "malignant"),
+    "thyroid": ("normal", "benign", "malignant"),
+    "liver": ("normal", "benign", "malignant", "steatosis", "fibrosis", "cirrhosis"),
+    "lung": ("normal", "covid", "pneumonia", "viral_pneumonia"),
+}
+LABEL_NAMES: tuple[str, ...] = (
+    "normal",
+    "benign",
+    "malignant",
+    "steatosis",
+    "fibrosis",
+    "cirrhosis",
+    "covid",
+    "pneumonia",
+    "viral_pneumonia",
+)
+
+# Structured findings: one flat struct of optional strings, grouped by prefix.
+# Values are the codes of VOCABULARY below; a source maps its own spellings.
+FINDINGS_VOCABULARY: dict[str, tuple[str, ...]] = {
+    # Breast: ACR BI-RADS ultrasound lexicon (5th edition).
+    "birads_category": ("0", "1", "2", "3", "4", "4a", "4b", "4c", "5", "6"),
+    "birads_tissue": ("homogeneous_fat", "homogeneous_fibroglandular", "heterogeneous"),
+    "birads_shape": ("oval", "round", "irregular"),
+    "birads_orientation": ("parallel", "not_parallel"),
+    "birads_margin": ("circumscribed", "indistinct", "angular", "microlobulated", "spiculated"),
+    "birads_echo_pattern": (
+        "anechoic",
+        "hyperechoic",
+        "complex_cystic_solid",
+        "hypoechoic",
+        "isoechoic",
+        "heterogeneous",
+    ),
+    "birads_posterior": ("none", "enhancement", "shadowing", "combined"),
+    "birads_calcifications": ("none", "in_mass", "outside_mass", "intraductal"),
+    # Thyroid: ACR TI-RADS (2017) feature groups, plus the older Kwak categories.
+    "tirads_category": ("1", "2", "3", "4", "4a", "4b", "4c", "5"),
+    "tirads_composition": ("cystic", "spongiform", "mixed", "solid"),
+    "tirads_echogenicity": ("anechoic", "hyperechoic", "isoechoic", "hypoechoic", "very_hypoechoic"),
+    "tirads_shape": ("wider_than_tall", "taller_than_wide"),
+    "tirads_margin": ("smooth", "ill_defined", "lobulated", "irregular", "extrathyroidal_extension"),
+    "tirads_foci": ("none", "comet_tail", "macrocalcifications", "peripheral", "punctate"),
+    # Liver.
+    "liver_steatosis": ("S0", "S1", "S2", "S3"),
+    "liver_fibrosis": ("F0", "F1", "F2", "F3", "F4"),
+    "liver_lesion": ("none", "cyst", "haemangioma", "fnh", "hcc", "metastasis", "mass"),
+    # Lung (point of care).
+    "lung_a_lines": ("present", "absent"),
+    "lung_b_lines": ("absent", "few", "multiple", "confluent"),
+    "lung_consolidation": ("absent", "subpleural", "lobar"),
+    "lung_effusion": ("absent", "present"),
+    "lung_pleural_line": ("smooth", "irregular", "thickened", "fragmented"),
+    "lung_sliding": ("present", "absent"),
+}
+FINDINGS_FIELDS: tuple[str, ...] = tuple(FINDINGS_VOCABULARY)
+FINDINGS_BY_ORGAN: dict[str, tuple[str, ...]] = {
+    "breast": tuple(f for f in FINDINGS_FIELDS if f.startswith("birads_")),
+    "thyroid": tuple(f for f in FINDINGS_FIELDS if f.startswith("tirads_")),
+    "liver": tuple(f for f in FINDINGS_FIELDS if f.startswith("liver_")),
+    "lung": tuple(f for f in FINDINGS_FIELDS if f.startswith("lung_")),
+}
+
+CAPTION_SOURCES: tuple[str, ...] = ("report", "template", "llm")
+ROLES: tuple[str, ...] = ("train", "eval")
+
+
+class SchemaError(ValueError):
+    """A value outside the documented vocabulary."""
+
+
+def check_label(organ: str, label: str | None) -> None:
+    if organ not in ORGANS:
+        raise SchemaError(f"organ {organ!r} is not one of {ORGANS}")
+    if label is not None and label not in LABELS[organ]:
+        raise SchemaError(
+            f"label {label!r} is not in the {organ} vocabulary {LABELS[organ]}"
+        )
+
+
+def check_findings(organ: str, findings: dict[str, str | None]) -> None:
+    allowed = FINDINGS_BY_ORGAN[organ]
+    for key, value in findings.items():
+        if key not in allowed:
+            raise SchemaError(f"finding {key!r} does not apply to {organ}; allowed: {allowed}")
+        if value is not None and value not in FINDINGS_VOCABULARY[key]:
+            raise SchemaError(
+                f"finding {key}={value!r} is not one of {FINDINGS_VOCABULARY[key]}"
+            )
+
+
+def make_id(dataset: str, source_path: str, frame: int | None = None) -> str:
+    """Stable record id: dataset, source path and frame, hashed to 16 hex digits."""
+    key = f"{dataset}\x1f{source_path}\x1f{'' if frame is None else frame}"
+    return f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+@dataclass
+class SourceItem:
+    """One image (or one video / volume to sample frames from) as a source lists it.
+
+    ``path`` is absolute for reading; ``source_path`` is relative to the source
+    root and is what reaches the output. ``frame`` picks one frame of a
+    multi-frame file; ``None`` with ``expand`` set asks the image stage to
+    sample frames (videos) by the recipe's rule.
+    """
+
+    source: str
+    dataset: str
+    organ: str
+    path: str
+    source_path: str
+    label: str | None = None
+    patient_id: str | None = None
+    study_id: str | None = None
+    frame: int | None = None
+    expand: bool = False
+    view: str | None = None
+    findings: dict[str, str | None] = field(default_factory=dict)
+    report: str | None = None
+    license: str | None = None
+    split_hint: str | None = None
+    role: str = "train"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return make_id(self.dataset, self.source_path, self.frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceItem:
+        return cls(**data)
+
+
+@dataclass
+class Reject:
+    """An item that did not become a row, and why."""
+
+    source: str
+    path: str
+    reason: str
+    stage: str = "enumerate"
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Provenance:
+    """Where a caption came from. Fields that do not apply stay ``None``."""
+
+    template: str | None = None
+    level: str | None = None
+    variant: int | None = None
+    prompt_id: str | None = None
+    prompt_version: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    temperature: float | None = None
+    cached: bool | None = None
+    note: str | None = None
+
+
+@dataclass
+class Caption:
+    source: str
+    text: str
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def to_row(self) -> dict[str, Any]:
+        return {"source": self.source, "text": self.text, **asdict(self.provenance)}
+
+
+@dataclass
+class Record:
+    """One published row."""
+
+    id: str
+    image: bytes
+    organ: str
+    dataset: str
+    source_path: str
+    width: int
+    height: int
+    sha256: str
+    split: str = "train"
+    frame: int | None = None
+    view: str | None = None
+    patient_id: str | None = None
+    study_id: str | None = None
+    label: str | None = None
+    findings: dict[str, str | None] = field(default_factory=dict)
+    report: str | None = None
+    caption: str = ""
+    caption_source: str = ""
+    captions: list[Caption] = field(default_factory=list)
+    caption_meta: dict[str, Any] = field(default_factory=dict)
+    license: str | None = None
+
+
+# Column order of the published table.
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "image",
+    "organ",
+    "dataset",
+    "source_path",
+    "frame",
+    "view",
+    "patient_id",
+    "study_id",
+    "label",
+    "findings",
+    "report",
+    "caption",
+    "caption_source",
+    "captions",
+    "caption_meta",
+    "width",
+    "height",
+    "sha256",
+    "license",
+    "split",
+)
+
+PROVENANCE_FIELDS: dict[str, str] = {
+    "template": "string",
+    "level": "string",
+    "variant": "int32",
+    "prompt_id": "string",
+    "prompt_version": "string",
+    "model": "string",
+    "seed": "int64",
+    "temperature": "float32",
+    "cached": "bool",
+    "note": "string",
+}
+
+
+def hf_features():
+    """The published schema as ``datasets.Features``."""
+    from datasets import ClassLabel, Features, Image, List, Value
+
+    provenance = {name: Value(dtype) for name, dtype in PROVENANCE_FIELDS.items()}
+    return Features(
+        {
+            "id": Value("string"),
+            "image": Image(),
+            "organ": ClassLabel(names=list(ORGANS)),
+            "dataset": Value("string"),
+            "source_path": Value("string"),
+            "frame": Value("int32"),
+            "view": Value("string"),
+            "patient_id": Value("string"),
+            "study_id": Value("string"),
+            "label": ClassLabel(names=list(LABEL_NAMES)),
+            "findings": {name: Value("string") for name in FINDINGS_FIELDS},
+            "report": Value("string"),
+            "caption": Value("string"),
+            "caption_source": Value("string"),
+            "captions": List(
+                {"source": Value("string"), "text": Value("string"), **provenance}
+            ),
+            "caption_meta": {
+                "policy": Value("string"),
+                "chosen": Value("string"),
+                "fallback": Value("string"),
+                **provenance,
+            },
+            "width": Value("int32"),
+            "height": Value("int32"),
+            "sha256": Value("string"),
+            "license": Value("string"),
+            "split": Value("string"),
+        }
+    )
+
+
+def arrow_schema():
+    """Arrow schema of the Parquet shards, with the HF features in its metadata."""
+    return hf_features().arrow_schema
+
+
+def record_to_row(record: Record) -> dict[str, Any]:
+    """A record as a dict in Arrow storage form (class labels as indices)."""
+    findings = {name: record.findings.get(name) for name in FINDINGS_FIELDS}
+    meta = {
+        "policy": None,
+        "chosen": None,
+        "fallback": None,
+        **{name: None for name in PROVENANCE_FIELDS},
+    }
+    meta.update({k: v for k, v in record.caption_meta.items() if k in meta})
+    return {
+        "id": record.id,
+        "image": {"bytes": record.image, "path": None},
+        "organ": ORGANS.index(record.organ),
+        "dataset": record.dataset,
+        "source_path": record.source_path,
+        "frame": record.frame,
+        "view": record.view,
+        "patient_id": record.patient_id,
+        "study_id": record.study_id,
+        "label": -1 if record.label is None else LABEL_NAMES.index(record.label),
+        "findings": findings,
+        "report": record.report,
+        "caption": record.caption,
+        "caption_source": record.caption_source,
+        "captions": [c.to_row() for c in record.captions],
+        "caption_meta": meta,
+        "width": record.width,
+        "height": record.height,
+        "sha256": record.sha256,
+        "license": record.license,
+        "split": record.split,
+    }

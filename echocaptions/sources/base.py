@@ -1,0 +1,126 @@
+"""What every source adapter is: a named reader of one public on-disk layout.
+
+An adapter lists items (metadata only, never pixels) from a folder laid out
+exactly as the dataset is downloaded. Problems with single items (a mask
+without its image, XML that does not parse, a label outside the vocabulary)
+are yielded as :class:`~echocaptions.schema.Reject` so nothing is lost; a
+missing or wrong root raises :class:`SourceError` before any work starts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from echocaptions.schema import Reject, SchemaError, SourceItem, check_findings, check_label
+
+
+class SourceError(RuntimeError):
+    """A source cannot be read at all (missing folder, wrong layout, bad options)."""
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(ABC):
+    """Base class of source adapters.
+
+    Subclasses set the class attributes, may declare an ``Options`` pydantic
+    model for their recipe options, and implement :meth:`iter_items`.
+    """
+
+    layout: ClassVar[str]
+    organs: ClassVar[tuple[str, ...]]
+    expected: ClassVar[str]  # the on-disk layout, in a line or two
+    published: ClassVar[str]  # where the dataset is published and how to get it
+    license: ClassVar[str | None] = None
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(
+        self, name: str, root: Path | str, options: dict[str, Any] | None = None, role: str = "train"
+    ) -> None:
+        self.name = name
+        self.root = Path(root)
+        self.role = role
+        try:
+            self.options = self.Options(**(options or {}))
+        except ValidationError as exc:
+            raise SourceError(
+                f"source {name!r} (layout {self.layout!r}): bad options: {exc.errors()[0]['msg']} "
+                f"at {'.'.join(map(str, exc.errors()[0]['loc']))}; allowed options: "
+                f"{sorted(self.Options.model_fields)}"
+            ) from exc
+
+    def missing_message(self) -> str:
+        return (
+            f"source {self.name!r}: folder {self.root} does not exist or is empty. "
+            f"Layout {self.layout!r} expects: {self.expected} "
+            f"Get it from: {self.published}"
+        )
+
+    def check(self) -> None:
+        """Fail early when the root is missing or empty."""
+        if not self.root.is_dir() or not any(self.root.iterdir()):
+            raise SourceError(self.missing_message())
+
+    def items(self) -> Iterator[SourceItem | Reject]:
+        """Items in a deterministic order, each validated against the vocabularies."""
+        for item in self.iter_items():
+            if isinstance(item, Reject):
+                yield item
+                continue
+            item.role = self.role
+            if item.license is None:
+                item.license = self.license
+            try:
+                check_label(item.organ, item.label)
+                check_findings(item.organ, item.findings)
+            except SchemaError as exc:
+                yield self.reject(item.source_path, f"vocabulary: {exc}")
+                continue
+            yield item
+
+    @abstractmethod
+    def iter_items(self) -> Iterator[SourceItem | Reject]:
+        """Yield the layout's items (or rejects) without decoding pixels."""
+
+    # helpers for subclasses -------------------------------------------------
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def reject(self, path: str | Path, reason: str, detail: str | None = None) -> Reject:
+        if isinstance(path, Path) and path.is_absolute():
+            try:
+                path = self.rel(path)
+            except ValueError:
+                path = str(path)
+        return Reject(source=self.name, path=str(path), reason=reason, stage="enumerate", detail=detail)
+
+
+_REGISTRY: dict[str, type[Source]] = {}
+
+
+def register(cls: type[Source]) -> type[Source]:
+    """Class decorator: make an adapter available by its ``layout`` name."""
+    if cls.layout in _REGISTRY and _REGISTRY[cls.layout] is not cls:
+        raise ValueError(f"layout {cls.layout!r} registered twice")
+    _REGISTRY[cls.layout] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Source]]:
+    import echocaptions.sources  # noqa: F401  (imports every adapter module)
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_source_class(layout: str) -> type[Source]:
+    known = registry()
+    if layout not in known:
+        raise SourceError(f"unknown layout {layout!r}; known layouts: {', '.join(known)}")
+    return known[layout]
