@@ -1,0 +1,3 @@
+from echocaptions.cli import app
+
+app()

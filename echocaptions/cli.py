@@ -1,0 +1,131 @@
+"""The ``echocaptions`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Build captioned ultrasound image-text datasets from public ultrasound datasets.",
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _parse_sources(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        if "=" not in value:
+            _fail(f"--source {value!r}: expected NAME=PATH")
+        name, path = value.split("=", 1)
+        out[name.strip()] = path
+    return out
+
+
+@app.command()
+def build(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Bundled recipe name or YAML path.")],
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the downloaded datasets.")] = None,
+    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option(help="Output folder (default out/RECIPE).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override, e.g. seed=3.")] = [],  # noqa: B006
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes for the image stage.")] = 1,
+    executor: Annotated[str, typer.Option(help="Executor: local.")] = "local",
+    keep_work: Annotated[bool, typer.Option(help="Keep OUT/.work (staged shards) after success.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Build a dataset from a recipe."""
+    from echocaptions.pipeline import BuildError, build as run_build
+    from echocaptions.recipe import RecipeError, load_recipe
+
+    try:
+        parsed = load_recipe(recipe, data_root=data_root, sources=_parse_sources(source), out=out, overrides=set_)
+        result = run_build(parsed, workers=workers, executor=executor, quiet=quiet, keep_work=keep_work)
+    except (RecipeError, BuildError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.secho(
+            "interrupted: finished shards are kept; rerun the same command to resume.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    stats = result.stats
+    splits = ", ".join(f"{k} {v}" for k, v in stats["splits"].items())
+    typer.echo(f"built {stats['rows']} rows ({splits}) in {result.out}")
+    typer.echo(f"captions by source: {json.dumps(stats['caption_sources'])}")
+    if stats["rejected"]:
+        typer.echo(f"rejected {stats['rejected']} of {stats['read']} items; reasons in {result.rejects_path}")
+    else:
+        typer.echo(f"rejected 0 of {stats['read']} items")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write phantom sources into.")],
+    organs: Annotated[str, typer.Option(help="Comma-separated organs.")] = "breast,thyroid,liver,lung",
+    per_class: Annotated[int, typer.Option(min=1, help="Images per class and layout.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write phantom ultrasound data in the public datasets' layouts."""
+    from echocaptions.schema import ORGANS
+    from echocaptions.synth import make_phantom
+
+    chosen = [o.strip() for o in organs.split(",") if o.strip()]
+    bad = [o for o in chosen if o not in ORGANS]
+    if bad:
+        _fail(f"--organs: unknown {bad}; allowed: {', '.join(ORGANS)}")
+    roots = make_phantom(out, organs=chosen, per_class=per_class, seed=seed)
+    for layout, root in roots.items():
+        typer.echo(f"{layout:15s} {root}")
+
+
+@app.command()
+def sources() -> None:
+    """List source layouts and what each expects on disk."""
+    from echocaptions.sources import registry
+
+    for layout, cls in registry().items():
+        typer.echo(f"{layout}  [{', '.join(cls.organs)}]")
+        typer.echo(f"    expects:   {cls.expected}")
+        typer.echo(f"    published: {cls.published}")
+
+
+@app.command()
+def recipes() -> None:
+    """List bundled recipes."""
+    from echocaptions.recipe import list_recipes, load_recipe
+
+    for name in list_recipes():
+        recipe = load_recipe(name)
+        typer.echo(f"{name:12s} {recipe.description.strip().splitlines()[0] if recipe.description else ''}")
+
+
+@app.command()
+def publish(
+    folder: Annotated[Path, typer.Argument(help="A built dataset folder.")],
+    repo_id: Annotated[str, typer.Option(help="ORG/NAME on the Hugging Face Hub.")],
+    private: Annotated[bool, typer.Option(help="Create the repository as private.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check and list files without uploading.")] = False,
+) -> None:
+    """Check a build and upload it to the Hugging Face Hub."""
+    from echocaptions.publish.hub import PublishError, publish as run_publish
+
+    try:
+        plan = run_publish(folder, repo_id, private=private, dry_run=dry_run)
+    except PublishError as exc:
+        _fail(str(exc))
+    action = "would upload" if dry_run else "uploaded"
+    typer.echo(f"{action} {len(plan.files)} files to datasets/{plan.repo_id}: splits {plan.splits}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,123 @@
+"""Leak-proof split assignment over the small columns of the whole build.
+
+Rows are joined into groups when they share a patient, a study or identical
+pixels (union-find). A group goes to one split only: the held-out split of an
+eval source, an official split when the layout has one, otherwise a split
+drawn from a seeded hash of the group's key, so adding data does not move
+existing groups. Exact pixel duplicates inside a group keep the first row by
+id; the rest become rejects, and rows of train sources that share a group
+with a held-out eval source are rejected too (they would leak).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+SPLIT_ORDER = ("train", "validation", "test")
+HINT_PRIORITY = {"test": 2, "validation": 1, "train": 0}
+
+
+@dataclass(frozen=True)
+class RowKey:
+    id: str
+    source: str
+    dataset: str
+    role: str
+    sha256: str
+    patient_id: str | None = None
+    study_id: str | None = None
+    split_hint: str | None = None
+
+
+@dataclass
+class SplitResult:
+    split_of: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # id -> reason
+    groups: int = 0
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent.setdefault(x, x)
+        while parent != x:
+            grand = self.parent.setdefault(parent, parent)
+            self.parent[x] = grand
+            x, parent = parent, grand
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            lo, hi = sorted((ra, rb))
+            self.parent[hi] = lo
+
+
+def eval_split_name(source: str) -> str:
+    return f"eval_{source}"
+
+
+def _unit(seed: int, key: str) -> float:
+    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(
+    rows: list[RowKey],
+    fractions: dict[str, float],
+    seed: int,
+    respect_official: bool = True,
+) -> SplitResult:
+    uf = _UnionFind()
+    for row in rows:
+        node = f"row:{row.id}"
+        uf.union(node, f"sha:{row.sha256}")
+        if row.patient_id:
+            uf.union(node, f"patient:{row.dataset}:{row.patient_id}")
+        if row.study_id:
+            uf.union(node, f"study:{row.dataset}:{row.study_id}")
+    members: dict[str, list[RowKey]] = defaultdict(list)
+    for row in rows:
+        members[uf.find(f"row:{row.id}")].append(row)
+
+    result = SplitResult(groups=len(members))
+    for root, group in members.items():
+        group.sort(key=lambda r: r.id)
+        eval_sources = sorted({r.source for r in group if r.role == "eval"})
+        if eval_sources:
+            split = eval_split_name(eval_sources[0])
+            for r in group:
+                if r.source != eval_sources[0]:
+                    result.dropped[r.id] = (
+                        "leak: shares a patient, study or pixels with held-out source "
+                        f"{eval_sources[0]!r}"
+                    )
+        else:
+            hints = [r.split_hint for r in group if r.split_hint in HINT_PRIORITY]
+            if respect_official and hints:
+                split = max(hints, key=HINT_PRIORITY.__getitem__)
+            else:
+                split = _draw(fractions, _unit(seed, root))
+        seen_sha: dict[str, str] = {}
+        for r in group:
+            if r.id in result.dropped:
+                continue
+            if r.sha256 in seen_sha:
+                result.dropped[r.id] = f"duplicate: identical pixels to {seen_sha[r.sha256]}"
+                continue
+            seen_sha[r.sha256] = r.id
+            result.split_of[r.id] = split
+    return result
+
+
+def _draw(fractions: dict[str, float], u: float) -> str:
+    edge = 0.0
+    for name in SPLIT_ORDER:
+        edge += fractions.get(name, 0.0)
+        if u < edge:
+            return name
+    return next(name for name in reversed(SPLIT_ORDER) if fractions.get(name, 0.0) > 0)

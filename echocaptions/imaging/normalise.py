@@ -1,0 +1,97 @@
+"""Normalise decoded images to the published form and hash their pixels.
+
+Published images are PNG, 8-bit grayscale unless the source is really colour
+(ultrasound exported as RGB with equal channels becomes grayscale), at most
+``max_side`` pixels on the long side. An 8-bit grayscale PNG already at its
+size and without text chunks is passed through byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PNG_COMPRESS_LEVEL = 6
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Normalised:
+    png: bytes
+    width: int
+    height: int
+    sha256: str
+    passthrough: bool = False
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to L or RGB, scaling high bit depths to 0..255."""
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("LA", "1"):
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def to_grayscale_if_grey(img: Image.Image, policy: str) -> Image.Image:
+    if img.mode == "L" or policy == "never":
+        return img
+    if policy == "always":
+        return img.convert("L")
+    arr = np.asarray(img)
+    if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
+        return Image.fromarray(np.ascontiguousarray(arr[..., 0]), "L")
+    return img
+
+
+def fit(img: Image.Image, max_side: int | None) -> Image.Image:
+    if not max_side or max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def pixel_sha256(img: Image.Image) -> str:
+    digest = hashlib.sha256(f"{img.mode}:{img.width}x{img.height}:".encode())
+    digest.update(img.tobytes())
+    return digest.hexdigest()
+
+
+def encode_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def normalise(img: Image.Image, max_side: int | None, grayscale: str = "auto") -> Normalised:
+    out = fit(to_grayscale_if_grey(to_8bit(img), grayscale), max_side)
+    return Normalised(encode_png(out), out.width, out.height, pixel_sha256(out))
+
+
+def normalise_file(path: Path, max_side: int | None, grayscale: str = "auto") -> Normalised:
+    """Decode one still image file; pass 8-bit grayscale PNGs through untouched."""
+    data = path.read_bytes()
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    if (
+        data.startswith(_PNG_MAGIC)
+        and img.mode == "L"
+        and grayscale != "never"
+        and (not max_side or max(img.size) <= max_side)
+        and not getattr(img, "text", None)
+        and "icc_profile" not in img.info
+        and "exif" not in img.info
+    ):
+        return Normalised(data, img.width, img.height, pixel_sha256(img), passthrough=True)
+    return normalise(img, max_side, grayscale)

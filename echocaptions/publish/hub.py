@@ -1,0 +1,72 @@
+"""Check a built dataset folder and upload it to the Hugging Face Hub."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+IGNORE = [".work/**", ".cache/**", "*.tmp"]
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+@dataclass
+class PublishPlan:
+    folder: Path
+    repo_id: str
+    files: list[str]
+    splits: dict[str, int]
+
+
+def check_build(folder: Path) -> PublishPlan:
+    """The card parses, its data_files patterns match shards, and stats agree with them."""
+    from huggingface_hub import DatasetCard
+
+    card_path = folder / "README.md"
+    if not card_path.is_file():
+        raise PublishError(f"{folder}: no README.md dataset card; run `echocaptions build` first")
+    card = DatasetCard.load(card_path)
+    configs = card.data.to_dict().get("configs") or []
+    if not configs:
+        raise PublishError(f"{card_path}: the YAML header declares no configs")
+    stats = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+    splits: dict[str, int] = {}
+    for config in configs:
+        for entry in config["data_files"]:
+            matched = sorted(folder.glob(entry["path"]))
+            if not matched:
+                raise PublishError(
+                    f"{card_path}: config {config['config_name']!r} split {entry['split']!r}: "
+                    f"pattern {entry['path']!r} matches no file"
+                )
+            splits[entry["split"]] = stats["splits"].get(entry["split"], 0)
+    files = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.relative_to(folder).as_posix().startswith((".work", ".cache"))
+    )
+    return PublishPlan(folder=folder, repo_id="", files=files, splits=splits)
+
+
+def publish(folder: Path, repo_id: str, private: bool = False, token: str | None = None, dry_run: bool = False) -> PublishPlan:
+    if repo_id.count("/") != 1:
+        raise PublishError(f"--repo-id {repo_id!r}: expected ORG/NAME")
+    plan = check_build(folder)
+    plan.repo_id = repo_id
+    if dry_run:
+        return plan
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="dataset",
+        ignore_patterns=IGNORE,
+        commit_message="Upload dataset built with echocaptions",
+    )
+    return plan

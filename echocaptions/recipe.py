@@ -1,0 +1,245 @@
+"""Recipes: validated YAML that says what to build and how.
+
+A recipe names its sources (layout, folder under a data root, role), the
+caption policy, split fractions, seed and output options. Command-line
+overrides (``--data-root``, ``--source NAME=PATH``, ``--out``,
+``--set key=value``) are applied before validation, so a bad override fails
+with the same clear message as a bad file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from echocaptions.resources import bundled_dir
+from echocaptions.schema import CAPTION_SOURCES, ORGANS
+
+DATA_ROOT_ENV = "ECHOCAPTIONS_DATA_ROOT"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file, the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    layout: str
+    path: str
+    role: Literal["train", "eval"] = "train"
+    organs: list[Literal["breast", "thyroid", "liver", "lung"]] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class CaptionSpec(_Strict):
+    policy: list[Literal["report", "template", "llm"]] = Field(
+        default_factory=lambda: ["report", "template"]
+    )
+    template_dir: str | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"policy must name at least one of {CAPTION_SOURCES}")
+        if len(set(value)) != len(value):
+            raise ValueError("policy names a caption source twice")
+        return value
+
+
+class SplitSpec(_Strict):
+    train: float = Field(default=0.8, ge=0.0, le=1.0)
+    validation: float = Field(default=0.1, ge=0.0, le=1.0)
+    test: float = Field(default=0.1, ge=0.0, le=1.0)
+    respect_official: bool = True
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must sum to 1.0, got {total:g}")
+        return self
+
+
+class ImageSpec(_Strict):
+    max_side: int | None = Field(default=512, ge=32)
+    grayscale: Literal["auto", "always", "never"] = "auto"
+
+
+class VideoSpec(_Strict):
+    fps: float = Field(default=1.0, gt=0)
+    max_frames: int = Field(default=8, ge=1)
+
+
+class OutputSpec(_Strict):
+    dir: str | None = None
+    rows_per_shard: int = Field(default=2000, ge=1)
+    shard_items: int = Field(default=256, ge=1)
+    license: str = "other"
+    pretty_name: str | None = None
+
+
+class SynthSpec(_Strict):
+    """Phantom data generated into the data root when that root is empty (demo)."""
+
+    per_class: int = Field(default=8, ge=1)
+    seed: int = 0
+    organs: list[Literal["breast", "thyroid", "liver", "lung"]] = Field(
+        default_factory=lambda: list(ORGANS)
+    )
+    size: tuple[int, int] = (256, 320)
+
+
+class Recipe(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    data_root: str | None = None
+    sources: list[SourceSpec]
+    captions: CaptionSpec = Field(default_factory=CaptionSpec)
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    image: ImageSpec = Field(default_factory=ImageSpec)
+    video: VideoSpec = Field(default_factory=VideoSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    keep_reports: bool = False
+    synth: SynthSpec | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[SourceSpec]) -> list[SourceSpec]:
+        if not value:
+            raise ValueError("a recipe needs at least one source")
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {dupes}")
+        return value
+
+    # resolved paths --------------------------------------------------------
+    def resolved_data_root(self) -> Path:
+        root = self.data_root or os.environ.get(DATA_ROOT_ENV) or "data"
+        return Path(root).expanduser().resolve()
+
+    def source_root(self, spec: SourceSpec) -> Path:
+        path = Path(spec.path).expanduser()
+        return path if path.is_absolute() else self.resolved_data_root() / path
+
+    def out_dir(self) -> Path:
+        return Path(self.output.dir or f"out/{self.name}").expanduser().resolve()
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in bundled_dir("recipes").glob("*.yaml"))
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A bundled recipe by name (``thyroid``) or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist")
+        return path
+    bundled = bundled_dir("recipes") / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        raise RecipeError(
+            f"no bundled recipe named {str(name_or_path)!r}; bundled recipes: "
+            f"{', '.join(list_recipes())}; or pass a path to a YAML file"
+        )
+    return bundled
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, origin: str) -> None:
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_item(node, part, ".".join(parts[: i + 1]), origin)
+            continue
+        if part not in node or node[part] is None:
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        raise RecipeError(f"{origin}: --set {key}: cannot replace a whole list item")
+    if not isinstance(node, dict):
+        raise RecipeError(f"{origin}: --set {key}: {'.'.join(parts[:-1])} is not a mapping")
+    node[last] = value
+
+
+def _list_item(items: list[Any], part: str, where: str, origin: str) -> Any:
+    for item in items:
+        if isinstance(item, dict) and item.get("name") == part:
+            return item
+    if part.isdigit() and int(part) < len(items):
+        return items[int(part)]
+    names = [i.get("name") for i in items if isinstance(i, dict)]
+    raise RecipeError(f"{origin}: --set {where}: no list item named {part!r}; items: {names}")
+
+
+def load_recipe(
+    name_or_path: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    sources: dict[str, str] | None = None,
+    out: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Recipe:
+    """Read, override and validate a recipe; errors name the file, key and allowed values."""
+    path = recipe_path(name_or_path)
+    origin = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin}: a recipe must be a YAML mapping with at least 'name' and 'sources'")
+    for item in overrides or []:
+        if "=" not in item:
+            raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seed=3")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), _parse_value(raw), origin)
+    if data_root is not None:
+        data["data_root"] = str(data_root)
+    if out is not None:
+        data.setdefault("output", {})
+        data["output"] = {**(data["output"] or {}), "dir": str(out)}
+    for name, src_path in (sources or {}).items():
+        matches = [s for s in data.get("sources") or [] if isinstance(s, dict) and s.get("name") == name]
+        if not matches:
+            known = [s.get("name") for s in data.get("sources") or [] if isinstance(s, dict)]
+            raise RecipeError(f"{origin}: --source {name}=...: no source named {name!r}; sources: {known}")
+        matches[0]["path"] = str(Path(src_path).expanduser().resolve())
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(_format_validation(origin, exc)) from exc
+    return recipe
+
+
+def _format_validation(origin: str, exc: ValidationError) -> str:
+    lines = [f"{origin}: invalid recipe"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            msg = f"got {err.get('input')!r}; allowed values: {expected}"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
