@@ -1,0 +1,1 @@
+"""Caption tiers: expert reports, Jinja templates, local LLM (see each module)."""
