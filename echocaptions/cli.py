@@ -43,7 +43,8 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Build a dataset from a recipe."""
-    from echocaptions.pipeline import BuildError, build as run_build
+    from echocaptions.pipeline import BuildError
+    from echocaptions.pipeline import build as run_build
     from echocaptions.recipe import RecipeError, load_recipe
 
     try:
@@ -117,7 +118,8 @@ def publish(
     dry_run: Annotated[bool, typer.Option(help="Check and list files without uploading.")] = False,
 ) -> None:
     """Check a build and upload it to the Hugging Face Hub."""
-    from echocaptions.publish.hub import PublishError, publish as run_publish
+    from echocaptions.publish.hub import PublishError
+    from echocaptions.publish.hub import publish as run_publish
 
     try:
         plan = run_publish(folder, repo_id, private=private, dry_run=dry_run)

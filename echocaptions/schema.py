@@ -69,7 +69,7 @@ FINDINGS_VOCABULARY: dict[str, tuple[str, ...]] = {
     # Lung (point of care).
     "lung_a_lines": ("present", "absent"),
     "lung_b_lines": ("absent", "few", "multiple", "confluent"),
-    "lung_consolidation": ("absent", "subpleural", "lobar"),
+    "lung_consolidation": ("absent", "present", "subpleural", "lobar"),
     "lung_effusion": ("absent", "present"),
     "lung_pleural_line": ("smooth", "irregular", "thickened", "fragmented"),
     "lung_sliding": ("present", "absent"),

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,8 +57,11 @@ class ShardTask:
     options: ImageOptions
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def fingerprint(task: ShardTask) -> str:
+    """Hash of a shard's items and image options: what its staged output depends on."""
+    digest = hashlib.sha256(Path(task.items_path).read_bytes())
+    digest.update(json.dumps(asdict(task.options), sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def is_done(task: ShardTask) -> bool:
@@ -69,7 +72,7 @@ def is_done(task: ShardTask) -> bool:
         marker = json.loads(done.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return marker.get("items_sha256") == file_sha256(Path(task.items_path))
+    return marker.get("fingerprint") == fingerprint(task)
 
 
 def decode_item(item: SourceItem, options: ImageOptions) -> Iterator[tuple[int | None, Normalised]]:
@@ -132,7 +135,7 @@ def run_shard(task: ShardTask) -> dict[str, int]:
             "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects), encoding="utf-8"
         ),
     )
-    marker = {"items_sha256": file_sha256(Path(task.items_path)), **stats}
+    marker = {"fingerprint": fingerprint(task), **stats}
     _atomic_write(Path(task.done_path), lambda p: Path(p).write_text(json.dumps(marker, sort_keys=True)))
     return stats
 

@@ -1,0 +1,184 @@
+"""Build throughput and memory, as ratios against baselines measured in the same run.
+
+    python benchmarks/run.py [--images 2000] [--scale 10] [--out benchmarks/results]
+
+1. Throughput: phantom BUSI/DDTI/AUL images (RGB PNG, JPEG) are built with
+   ``--workers 1`` and ``--workers 2`` and compared with a bare loop that
+   reads, decodes and PNG-encodes the same files in one process.
+2. Pass-through: the same comparison on 8-bit grayscale PNGs, which the build
+   copies without re-encoding.
+3. Memory: peak RSS of a build of N images and of ``scale`` x N images, each
+   in a fresh process with one worker.
+
+Results go to ``OUT/bench.json`` and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from echocaptions.imaging.normalise import PNG_COMPRESS_LEVEL
+from echocaptions.pipeline import build
+from echocaptions.recipe import load_recipe
+from echocaptions.sources.imagefolder import media_kind
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bare_loop(files: list[Path]) -> float:
+    """Seconds to read, decode and PNG-encode every file in one process."""
+    start = time.perf_counter()
+    for path in files:
+        img = Image.open(io.BytesIO(path.read_bytes()))
+        img.load()
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return time.perf_counter() - start
+
+
+def image_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and media_kind(p) == "image" and "_mask" not in p.name
+    )
+
+
+def timed_build(recipe_path: Path, data_root: Path, out: Path, workers: int) -> tuple[float, dict]:
+    recipe = load_recipe(recipe_path, data_root=data_root, out=out, overrides=["image.max_side=null"])
+    start = time.perf_counter()
+    result = build(recipe, workers=workers, quiet=True)
+    return time.perf_counter() - start, result.stats
+
+
+def write_recipe(folder: Path, name: str, sources: list[tuple[str, str, str]]) -> Path:
+    lines = [f"name: {name}", "sources:"]
+    for src_name, layout, path in sources:
+        lines += [f"  - name: {src_name}", f"    layout: {layout}", f"    path: {path}"]
+        if layout == "imagefolder":
+            lines.append("    options: {organ: breast}")
+    lines += ["captions: {policy: [template]}", "output: {rows_per_shard: 5000, shard_items: 256}"]
+    path = folder / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def grey_folder(root: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """``n`` distinct 8-bit grayscale PNGs (speckle) in three class folders."""
+    rng = np.random.default_rng(seed)
+    base = (rng.rayleigh(60.0, size=(size[0] * 2, size[1] * 2))).clip(0, 255).astype(np.uint8)
+    for i in range(n):
+        folder = root / ("benign", "malignant", "normal")[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        y, x = rng.integers(0, size[0]), rng.integers(0, size[1])
+        tile = base[y : y + size[0], x : x + size[1]].copy()
+        tile[0, :8] = np.frombuffer(i.to_bytes(8, "little"), dtype=np.uint8)
+        Image.fromarray(tile, "L").save(folder / f"{i:06d}.png", compress_level=1)
+    return root
+
+
+def peak_rss_mb(recipe_path: Path, data_root: Path, out: Path) -> float:
+    """Peak RSS (MiB) of a one-worker build run in a fresh interpreter."""
+    code = (
+        "import resource, sys\n"
+        "from echocaptions.pipeline import build\n"
+        "from echocaptions.recipe import load_recipe\n"
+        "r = load_recipe(sys.argv[1], data_root=sys.argv[2], out=sys.argv[3])\n"
+        "build(r, workers=1, quiet=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(recipe_path), str(data_root), str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000, help="images in the throughput and small memory builds")
+    parser.add_argument("--scale", type=int, default=10, help="the large memory build has scale x images")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    from echocaptions.synth import make_phantom
+
+    results: dict = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "images": args.images,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        per_class = max(1, args.images // 9)
+        data = tmp_path / "phantom"
+        make_phantom(data, organs=["breast", "thyroid", "liver"], per_class=per_class, seed=0)
+        layouts = [("busi", "busi", "BUSI"), ("ddti", "ddti", "DDTI"), ("aul", "aul", "AUL")]
+        recipe = write_recipe(tmp_path, "bench", layouts)
+        files = [f for _, _, p in layouts for f in image_files(data / p)]
+        bare = min(bare_loop(files) for _ in range(2))
+        t1, stats = timed_build(recipe, data, tmp_path / "w1", 1)
+        t2, _ = timed_build(recipe, data, tmp_path / "w2", 2)
+        results["throughput"] = {
+            "files": len(files),
+            "rows": stats["rows"],
+            "bare_loop_img_per_s": len(files) / bare,
+            "workers_1_img_per_s": len(files) / t1,
+            "workers_2_img_per_s": len(files) / t2,
+            "ratio_workers_1": bare / t1,
+            "ratio_workers_2": bare / t2,
+        }
+        shutil.rmtree(tmp_path / "w1")
+        shutil.rmtree(tmp_path / "w2")
+
+        small = grey_folder(tmp_path / "grey_small", args.images, (256, 320))
+        grey_recipe = write_recipe(tmp_path, "grey", [("grey", "imagefolder", ".")])
+        grey_files = image_files(small)
+        bare_grey = min(bare_loop(grey_files) for _ in range(2))
+        tg, grey_stats = timed_build(grey_recipe, small, tmp_path / "g1", 1)
+        results["passthrough"] = {
+            "files": len(grey_files),
+            "passed_through": grey_stats["image_stage"]["passthrough_png"],
+            "bare_loop_img_per_s": len(grey_files) / bare_grey,
+            "workers_1_img_per_s": len(grey_files) / tg,
+            "ratio_workers_1": bare_grey / tg,
+        }
+        shutil.rmtree(tmp_path / "g1")
+
+        mem_small = grey_folder(tmp_path / "mem_small", args.images, (96, 128), seed=1)
+        mem_large = grey_folder(tmp_path / "mem_large", args.images * args.scale, (96, 128), seed=2)
+        rss_small = peak_rss_mb(grey_recipe, mem_small, tmp_path / "m1")
+        rss_large = peak_rss_mb(grey_recipe, mem_large, tmp_path / "m2")
+        results["memory"] = {
+            "small_images": args.images,
+            "large_images": args.images * args.scale,
+            "small_peak_rss_mb": rss_small,
+            "large_peak_rss_mb": rss_large,
+            "ratio_large_to_small": rss_large / rss_small,
+        }
+    results["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    tp, pt, mem = results["throughput"], results["passthrough"], results["memory"]
+    print(f"{'measure':44s} {'value':>10s}  target")
+    print(f"{'build --workers 1 / bare loop (mixed RGB PNG, JPEG)':44s} {tp['ratio_workers_1']:10.2f}  >= 0.8")
+    print(f"{'build --workers 2 / bare loop':44s} {tp['ratio_workers_2']:10.2f}  >= 1.6")
+    print(f"{'build --workers 1 / bare loop (grey PNG)':44s} {pt['ratio_workers_1']:10.2f}  pass-through {pt['passed_through']}/{pt['files']}")
+    print(f"{f'peak RSS {args.scale}x images / 1x':44s} {mem['ratio_large_to_small']:10.2f}  <= 1.2")
+    print(f"bare loop {tp['bare_loop_img_per_s']:.0f} img/s; workers 1 {tp['workers_1_img_per_s']:.0f} img/s; "
+          f"workers 2 {tp['workers_2_img_per_s']:.0f} img/s; RSS {mem['small_peak_rss_mb']:.0f} -> {mem['large_peak_rss_mb']:.0f} MiB")
+    print(f"results: {args.out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

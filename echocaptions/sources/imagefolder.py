@@ -1,0 +1,164 @@
+"""Generic layout: one sub-folder per class under the root (``root/<class>/.../*.png``).
+
+For any dataset without its own adapter. The recipe names the organ; folder
+names become labels through ``label_map`` (folder name -> schema label) or, by
+default, their lower-cased name. Files directly under the root have no class
+and are listed unlabelled. Videos (and animated GIFs) are listed once with
+``expand=True`` so the image stage samples their frames. Segmentation masks
+(``*_mask.png``, ``*_mask_1.png``) are skipped unless ``skip_masks`` is off.
+
+This module also holds the file-kind helpers the other adapters share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from echocaptions.schema import LABELS, ORGANS, Reject, SourceItem
+from echocaptions.sources.base import Source, SourceError, register
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
+)
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"})
+VOLUME_EXTENSIONS: frozenset[str] = frozenset({".nii", ".nii.gz", ".nrrd", ".mha"})
+MASK_PATTERN = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+SPLIT_NAMES: dict[str, str] = {
+    "train": "train", "training": "train",
+    "val": "validation", "valid": "validation", "validation": "validation", "dev": "validation",
+    "test": "test", "testing": "test",
+}
+
+
+def extension(path: Path | str) -> str:
+    """Lower-cased extension, with ``.nii.gz`` kept whole."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def media_kind(path: Path | str) -> str | None:
+    """``image``, ``video``, ``volume``, or ``None`` for a file that is not media."""
+    ext = extension(path)
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    if ext in VOLUME_EXTENSIONS:
+        return "volume"
+    return None
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders ``x (2)`` before ``x (10)``."""
+    return tuple((0, int(t)) if t.isdigit() else (1, t.lower()) for t in re.split(r"(\d+)", text) if t)
+
+
+def sorted_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Regular, non-hidden files under ``folder``, in natural order of their relative path."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    files = [
+        p for p in found
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(files, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def is_mask(path: Path) -> bool:
+    name = Path(path).name
+    return bool(MASK_PATTERN.search(name[: len(name) - len(extension(name))]))
+
+
+def split_name(value: str | None) -> str | None:
+    """A split spelling (train/val/valid/test...) as train / validation / test."""
+    if value is None or not str(value).strip():
+        return None
+    return SPLIT_NAMES.get(str(value).strip().lower())
+
+
+class ImageFolderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organ: str
+    label_map: dict[str, str | None] | None = None
+    dataset: str | None = None
+    license: str | None = None
+    view: str | None = None
+    skip_masks: bool = True
+
+
+@register
+class ImageFolderSource(Source):
+    """Class sub-folders under the root; labels from folder names."""
+
+    layout = "imagefolder"
+    organs = ORGANS
+    expected = "root/<class>/<image files> (png, jpg, bmp, tif, dcm, nii, mp4, gif...), one folder per class."
+    published = "any folder of images sorted into class folders (no publisher)."
+    Options = ImageFolderOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.options.organ not in ORGANS:
+            raise SourceError(
+                f"source {self.name!r} (layout 'imagefolder'): option organ={self.options.organ!r} "
+                f"is not one of {ORGANS}"
+            )
+
+    def _label(self, folder: str) -> tuple[bool, str | None]:
+        """(known, label) for a class folder name."""
+        organ = self.options.organ
+        if self.options.label_map is not None and folder in self.options.label_map:
+            return True, self.options.label_map[folder]
+        label = folder.lower()
+        return label in LABELS[organ], label
+
+    def iter_items(self) -> Iterator[SourceItem | Reject]:
+        self.check()
+        opts = self.options
+        dataset = opts.dataset or self.name
+        for entry in sorted(self.root.iterdir(), key=lambda p: natural_key(p.name)):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file():
+                yield from self._file(entry, None, dataset)
+                continue
+            files = sorted_files(entry)
+            if not files:
+                yield self.reject(entry, "empty folder", "a class folder with no files")
+                continue
+            known, label = self._label(entry.name)
+            if not known:
+                for f in files:
+                    yield self.reject(
+                        f,
+                        f"label outside vocabulary: folder {entry.name!r} is not a {opts.organ} label "
+                        f"{LABELS[opts.organ]}",
+                        "map it with the source option label_map: {folder: label}",
+                    )
+                continue
+            for f in files:
+                yield from self._file(f, label, dataset)
+
+    def _file(self, path: Path, label: str | None, dataset: str) -> Iterator[SourceItem | Reject]:
+        kind = media_kind(path)
+        if kind is None:
+            yield self.reject(path, f"unknown extension {extension(path) or '(none)'!r}")
+            return
+        if self.options.skip_masks and kind == "image" and is_mask(path):
+            return
+        yield SourceItem(
+            source=self.name,
+            dataset=dataset,
+            organ=self.options.organ,
+            path=str(path.resolve()),
+            source_path=self.rel(path),
+            label=label,
+            expand=kind in ("video", "volume"),
+            view=self.options.view,
+            license=self.options.license,
+        )

@@ -1,0 +1,521 @@
+"""Phantom sources: fake ultrasound datasets in the exact on-disk layouts of the real ones.
+
+:func:`make_phantom` writes, each in its own sub-folder of ``out`` (named as in
+:data:`LAYOUT_FOLDERS`, the folder names the bundled recipes use):
+
+- ``busi``: ``BUSI/Dataset_BUSI_with_GT/{benign,malignant,normal}/<class> (N).png`` (RGB,
+  like the real files) with grayscale ``_mask.png`` and, for some, ``_mask_1.png``;
+- ``ddti``: ``DDTI/N.xml`` case files with DDTI's own descriptor spellings and ``N_k.jpg``;
+- ``aul``: ``AUL/{Normal,Benign,Malignant}/image/N.jpg`` and
+  ``segmentation/{outline,liver,mass}/N.json`` polygons;
+- ``pocus``: ``covid19_ultrasound/data/dataset_metadata.csv`` and
+  ``covid19_ultrasound/data/pocus_videos/{convex,linear}/{Cov,Pneu,Reg,Vir}-<name>.mp4|gif``;
+- ``report_corpus``: ``ultrasound_reports/annotation.json`` (R2Gen style) and
+  ``ultrasound_reports/<organ>/<uid>/<k>.png``.
+
+The returned roots are what each adapter reads: ``BUSI`` (the folder holding
+``Dataset_BUSI_with_GT``), ``DDTI``, ``AUL``, ``covid19_ultrasound/data`` and
+``ultrasound_reports``.
+
+``per_class`` is the number of images per class (BUSI, AUL), of cases per label
+(DDTI, each with one or two images), of clips per label (POCUS) and of studies
+per organ and label (report corpus). Pixels come from
+:mod:`echocaptions.synth.bmode`; findings and reports follow each class
+(:mod:`echocaptions.synth.reports`). Each file draws from its own generator
+seeded by ``seed`` and its name, and encoders run with fixed settings, so two
+runs with the same arguments write byte-identical files. ``broken=True`` adds
+a few damaged items per layout (truncated image, unparseable XML, mask without
+its image, class outside the vocabulary, unknown file type) for reject tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+from PIL import Image
+
+from echocaptions.schema import ORGANS
+from echocaptions.sources.ddti import CALCIFICATIONS, COMPOSITION, ECHOGENICITY, MARGINS
+from echocaptions.synth.bmode import render, render_clip
+from echocaptions.synth.reports import ddti_reporteco, make_report, pick, sample_findings
+
+MARKER = "PHANTOM.json"
+# Folder names under ``out``: the names the bundled recipes point at.
+LAYOUT_FOLDERS: dict[str, str] = {
+    "busi": "BUSI",
+    "ddti": "DDTI",
+    "aul": "AUL",
+    "pocus": "covid19_ultrasound",
+    "report_corpus": "ultrasound_reports",
+}
+LAYOUT_ORGANS: dict[str, tuple[str, ...]] = {
+    "busi": ("breast",),
+    "ddti": ("thyroid",),
+    "aul": ("liver",),
+    "pocus": ("lung",),
+    "report_corpus": ("breast", "thyroid", "liver"),
+}
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    seed: int
+    size: tuple[int, int]
+    per_class: int
+    broken: bool
+    organs: tuple[str, ...]
+
+    def rng(self, *keys: object) -> np.random.Generator:
+        """A generator for one file, independent of the order files are written in."""
+        key = zlib.crc32("/".join(map(str, keys)).encode())
+        return np.random.default_rng([self.seed, key])
+
+
+# -- encoders with fixed settings ------------------------------------------------
+
+
+def _rgb(gray: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG", compress_level=6)
+
+
+def _save_jpeg(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="JPEG", quality=90, optimize=False, progressive=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: max(16, len(data) // 3)])
+
+
+def _save_gif(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f, "L") for f in frames]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=1000 // fps, loop=0, optimize=False)
+
+
+def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
+    """H.264 (or MPEG-4 part 2) in MP4, single-threaded and bit-exact so output is reproducible."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = (d - d % 2 for d in frames[0].shape[:2])
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast", "crf": "23",
+                              "x264-params": "threads=1:lookahead_threads=1"}
+        for f in frames:
+            rgb = np.repeat(f[:h, :w, None], 3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    path.write_bytes(buffer.getvalue())
+
+
+# -- geometry --------------------------------------------------------------------
+
+
+def _ellipse(size: tuple[int, int], cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) <= 1.0
+
+
+def _lesion_mask(size: tuple[int, int], rng: np.random.Generator, second: bool = False) -> np.ndarray:
+    """Binary mask (0/255) of the lesion the B-mode renderer puts at the image centre."""
+    h, w = size
+    if second:
+        cy, cx, ry, rx = h * 0.3, w * 0.25, h * 0.06, w * 0.07
+    else:
+        cy, cx, ry, rx = h * 0.5, w * 0.5, h * 0.15, w * 0.18
+    jitter = 1.0 + 0.05 * rng.standard_normal()
+    return (_ellipse(size, cy, cx, ry * jitter, rx * jitter) * 255).astype(np.uint8)
+
+
+def _polygon(cy: float, cx: float, ry: float, rx: float, rng: np.random.Generator, n: int = 24) -> list[list[int]]:
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    radius = 1.0 + 0.06 * rng.standard_normal(n)
+    return [[int(round(cx + rx * r * np.cos(a))), int(round(cy + ry * r * np.sin(a)))]
+            for a, r in zip(angles, radius, strict=True)]
+
+
+# -- BUSI ------------------------------------------------------------------------
+
+
+def _busi(root: Path, ctx: _Ctx) -> Path:
+    base = root / "Dataset_BUSI_with_GT"
+    for label in ("benign", "malignant", "normal"):
+        for n in range(1, ctx.per_class + 1):
+            rng = ctx.rng("busi", label, n)
+            img = render("breast", label, sample_findings("breast", label, rng), rng, ctx.size)
+            stem = base / label / f"{label} ({n})"
+            _save_png(_rgb(img), stem.with_name(stem.name + ".png"))
+            mask = _lesion_mask(ctx.size, rng) if label != "normal" else np.zeros(ctx.size, np.uint8)
+            _save_png(Image.fromarray(mask, "L"), stem.with_name(stem.name + "_mask.png"))
+            if label == "benign" and n % 3 == 0:
+                second = _lesion_mask(ctx.size, rng, second=True)
+                _save_png(Image.fromarray(second, "L"), stem.with_name(stem.name + "_mask_1.png"))
+    if ctx.broken:
+        k = ctx.per_class + 1
+        rng = ctx.rng("busi", "broken")
+        img = _rgb(render("breast", "benign", {}, rng, ctx.size))
+        _save_png(img, base / "benign" / f"benign ({k}).png")
+        _truncate(base / "benign" / f"benign ({k}).png")
+        _save_png(Image.fromarray(_lesion_mask(ctx.size, rng), "L"),
+                  base / "malignant" / f"malignant ({k})_mask.png")
+        _save_png(img, base / "unknown" / "unknown (1).png")
+        _write_text(base / "normal" / "Thumbs.db", "not an image\n")
+    return root
+
+
+# -- DDTI ------------------------------------------------------------------------
+
+_DDTI_SPELLINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "benign": {
+        "tirads": ("2", "3", "3"),
+        "composition": ("spongiform", "predominantly cystic", "predominantly solid", "solid"),
+        "echogenicity": ("isoechogenicity", "hyperechogenicity", "isoechogenicity"),
+        "margins": ("well defined", "well defined smooth"),
+        "calcifications": ("non", "non", "macrocalcifications"),
+    },
+    "malignant": {
+        "tirads": ("4a", "4b", "4c", "5"),
+        "composition": ("solid", "dense", "predominantly solid"),
+        "echogenicity": ("hypoechogenicity", "marked hypoechogenicity"),
+        "margins": ("ill defined", "microlobulated", "macrolobulated", "spiculated"),
+        "calcifications": ("microcalcifications", "microcalcification", "macrocalcification", "non"),
+    },
+}
+
+
+def _ddti_xml(number: int, fields: dict[str, str], marks: list[tuple[int, str]]) -> str:
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<case>", f"<number>{number}</number>"]
+    for tag in ("age", "sex", "composition", "echogenicity", "margins", "calcifications",
+                "tirads", "reportbacaf", "reporteco"):
+        value = fields.get(tag, "")
+        lines.append(f"<{tag}>{escape(value)}</{tag}>" if value else f"<{tag}></{tag}>")
+    for k, svg in marks:
+        lines += ["<mark>", f"<image>{k}</image>", f"<svg>{escape(svg)}</svg>", "</mark>"]
+    lines.append("</case>")
+    return "\n".join(lines) + "\n"
+
+
+def _ddti_case(
+    root: Path, ctx: _Ctx, number: int, label: str, n_images: int, tirads: str | None = None
+) -> None:
+    rng = ctx.rng("ddti", number)
+    spell = {tag: pick(rng, values) for tag, values in _DDTI_SPELLINGS[label].items()}
+    findings: dict[str, str | None] = {
+        "tirads_category": spell["tirads"],
+        "tirads_composition": COMPOSITION[spell["composition"]],
+        "tirads_echogenicity": ECHOGENICITY[spell["echogenicity"]],
+        "tirads_margin": MARGINS[spell["margins"]],
+        "tirads_foci": CALCIFICATIONS[spell["calcifications"]],
+    }
+    h, w = ctx.size
+    marks = []
+    for k in range(1, n_images + 1):
+        img = render("thyroid", label, findings, rng, ctx.size)
+        _save_jpeg(_rgb(img), root / f"{number}_{k}.jpg")
+        points = [{"x": x, "y": y} for x, y in _polygon(h * 0.5, w * 0.5, h * 0.15, w * 0.18, rng)]
+        marks.append((k, json.dumps([{"points": points, "annotation": {}, "regionType": "freehand"}],
+                                    separators=(",", ":"))))
+    fields = dict(spell)
+    if tirads is not None:
+        fields["tirads"] = tirads
+    fields["age"] = str(int(rng.integers(18, 85)))
+    fields["sex"] = "F" if rng.random() < 0.8 else "M"
+    fields["reporteco"] = ddti_reporteco(spell, rng)
+    if rng.random() < 0.3:
+        fields["reportbacaf"] = "Bethesda II" if label == "benign" else pick(rng, ("Bethesda V", "Bethesda VI"))
+    _write_text(root / f"{number}.xml", _ddti_xml(number, fields, marks))
+
+
+def _ddti(root: Path, ctx: _Ctx) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    total = 2 * ctx.per_class
+    for number in range(1, total + 1):
+        label = "benign" if number % 2 else "malignant"
+        _ddti_case(root, ctx, number, label, 2 if number % 3 == 0 else 1)
+    if ctx.broken:
+        m = total + 1
+        _write_text(root / f"{m}.xml", f"<case>\n<number>{m}</number>\n<tirads>4a</tirads>\n<mark>\n")
+        _save_jpeg(_rgb(render("thyroid", "malignant", {}, ctx.rng("ddti", m), ctx.size)),
+                   root / f"{m}_1.jpg")
+        _ddti_case(root, ctx, m + 1, "benign", 1)
+        _truncate(root / f"{m + 1}_1.jpg")
+        _ddti_case(root, ctx, m + 2, "malignant", 1, tirads="7")
+        _save_jpeg(_rgb(render("thyroid", "benign", {}, ctx.rng("ddti", m + 3), ctx.size)),
+                   root / f"{m + 3}_1.jpg")
+        _ddti_case(root, ctx, m + 4, "benign", 2)
+        (root / f"{m + 4}_2.jpg").unlink()
+    return root
+
+
+# -- AUL -------------------------------------------------------------------------
+
+
+def _aul_image(folder: Path, ctx: _Ctx, cls: str, n: int) -> None:
+    label = cls.lower()
+    rng = ctx.rng("aul", cls, n)
+    img = render("liver", label, sample_findings("liver", label, rng), rng, ctx.size)
+    _save_jpeg(_rgb(img), folder / "image" / f"{n}.jpg")
+    h, w = ctx.size
+    outline = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+    polygons = {
+        "outline": outline,
+        "liver": _polygon(h * 0.55, w * 0.5, h * 0.4, w * 0.42, rng),
+    }
+    if label != "normal":
+        polygons["mass"] = _polygon(h * 0.5, w * 0.5, h * 0.15, w * 0.18, rng)
+    for kind, points in polygons.items():
+        _write_text(folder / "segmentation" / kind / f"{n}.json", json.dumps(points))
+
+
+def _aul(root: Path, ctx: _Ctx) -> Path:
+    for cls in ("Normal", "Benign", "Malignant"):
+        for n in range(1, ctx.per_class + 1):
+            _aul_image(root / cls, ctx, cls, n)
+    if ctx.broken:
+        k = ctx.per_class + 1
+        _aul_image(root / "Benign", ctx, "Benign", k)
+        _truncate(root / "Benign" / "image" / f"{k}.jpg")
+        rng = ctx.rng("aul", "orphan")
+        _write_text(root / "Malignant" / "segmentation" / "mass" / f"{k}.json",
+                    json.dumps(_polygon(40, 40, 10, 10, rng)))
+        _aul_image(root / "Cyst", ctx, "Benign", 1)
+        _write_text(root / "Benign" / "image" / "notes.txt", "scanned on site B\n")
+    return root
+
+
+# -- POCUS -----------------------------------------------------------------------
+
+POCUS_COLUMNS: tuple[str, ...] = (
+    "Date added", "Current location", "Filename", "URL (Video Name)", "Label", "Lung Severity Score",
+    "License", "LinkToLicense", "ChangesMade", "InThisRepo", "Type", "Probe", "DOI", "Source ID",
+    "Comments from web site", "Title", "Comments first medical doctor (MD1)", "MD2", "MD3",
+    "Framerate", "Resolution", "Length (frames)", "Gender", "Age", "Patient ID / Name",
+    "Lung /abdomen interface", "Preconditions / Comments about patient", "Area according to DEGUM",
+    "", "Effusion", "Consolidations", "B-lines", "A-lines", "Pleural line irregularities",
+    "Air bronchogram", "Healthy", "Fever", "Cough", "Respiratory problems", "Headache",
+    "Loss of smell/taste", "Fatigue", "Sore throat", "Asymptomatic", "Other",
+)
+_POCUS_CLASSES: tuple[tuple[str, str, str], ...] = (
+    ("Cov", "COVID-19", "covid"),
+    ("Pneu", "Bacterial pneumonia", "pneumonia"),
+    ("Reg", "regular", "normal"),
+    ("Vir", "Viral pneumonia", "viral_pneumonia"),
+)
+_POCUS_SOURCES: tuple[str, ...] = ("Atlas", "Butterfly", "Clarius", "Grepmed", "Litfl", "Uf")
+_LICENSES: tuple[tuple[str, str], ...] = (
+    ("CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/"),
+    ("CC BY-NC-SA 4.0", "https://creativecommons.org/licenses/by-nc-sa/4.0/"),
+    ("None", "N.A."),
+)
+
+
+def _flag(findings: dict[str, str | None], key: str, yes: tuple[str, ...]) -> str:
+    return "1" if findings.get(key) in yes else "0"
+
+
+def _pocus_row(name: str, location: str, raw_label: str, probe: str, patient: str,
+               findings: dict[str, str | None], rng: np.random.Generator, frames: int,
+               size: tuple[int, int]) -> dict[str, str]:
+    lic, link = pick(rng, _LICENSES)
+    row = dict.fromkeys(POCUS_COLUMNS, "")
+    row.update({
+        "Date added": "20.04.20", "Current location": location, "Filename": name,
+        "URL (Video Name)": f"https://example.org/pocus/{name.replace(' ', '%20')}",
+        "Label": raw_label, "License": lic, "LinkToLicense": link, "ChangesMade": "Cropping",
+        "InThisRepo": "Yes", "Type": "video", "Probe": probe,
+        "Source ID": str(int(rng.integers(1, 60))), "Framerate": "10",
+        "Resolution": f"{size[1]}x{size[0]}", "Length (frames)": str(frames),
+        "Gender": pick(rng, ("m", "f", "nd")), "Age": pick(rng, ("", "54", "67", "nd")),
+        "Patient ID / Name": patient,
+        "Effusion": _flag(findings, "lung_effusion", ("present",)),
+        "Consolidations": _flag(findings, "lung_consolidation", ("subpleural", "lobar")),
+        "B-lines": _flag(findings, "lung_b_lines", ("multiple", "confluent")),
+        "A-lines": _flag(findings, "lung_a_lines", ("present",)),
+        "Pleural line irregularities": _flag(findings, "lung_pleural_line",
+                                             ("irregular", "thickened", "fragmented")),
+        "Air bronchogram": "1" if findings.get("lung_consolidation") == "lobar" else "0",
+        "Healthy": "1" if raw_label == "regular" else "0",
+    })
+    if raw_label != "regular" or rng.random() < 0.5:
+        row["Lung Severity Score"] = str(int(rng.integers(0, 4)))
+    for column in POCUS_COLUMNS[POCUS_COLUMNS.index("Fever"):]:
+        row[column] = "n/A"
+    return row
+
+
+def _pocus(root: Path, ctx: _Ctx) -> Path:
+    data = root / "data"
+    h, w = ctx.size
+    size = (h - h % 2, w - w % 2)
+    rows: list[dict[str, str]] = []
+    patient = 100
+    n_frames = 6
+    for prefix, raw_label, label in _POCUS_CLASSES:
+        for j in range(ctx.per_class):
+            rng = ctx.rng("pocus", prefix, j)
+            if j % 2 == 0:
+                patient += 1
+            source = _POCUS_SOURCES[j % len(_POCUS_SOURCES)]
+            name = (f"{prefix}-{source}+({40 + j})" if j % 4 == 0
+                    else f"{prefix}-{source}-Example {j + 1}" if j % 4 == 1
+                    else f"{prefix}-{source}-{j + 1}")
+            probe = "linear" if j % 3 == 1 else "convex"
+            ext = ".gif" if j % 2 == 1 else ".mp4"
+            findings = sample_findings("lung", label, rng)
+            frames = render_clip("lung", label, findings, rng, n_frames=n_frames, size=size)
+            path = data / "pocus_videos" / probe / f"{name}{ext}"
+            (_save_gif if ext == ".gif" else _save_mp4)(frames, path)
+            rows.append(_pocus_row(name, f"data/pocus_videos/{probe.capitalize()}", raw_label, probe,
+                                   "" if j % 5 == 4 else str(patient), findings, rng, n_frames, size))
+    rows.append(_pocus_row("Cov-Butterfly-Consolidation_Example 4", "not used", "COVID-19", "convex",
+                           "", {}, ctx.rng("pocus", "unused"), n_frames, size))
+    if ctx.broken:
+        rng = ctx.rng("pocus", "broken")
+        frames = render_clip("lung", "covid", {}, rng, n_frames=3, size=size)
+        broken = data / "pocus_videos" / "convex" / "Cov-Broken-1.mp4"
+        _save_mp4(frames, broken)
+        _truncate(broken)
+        rows.append(_pocus_row("Cov-Broken-1", "data/pocus_videos/Convex", "COVID-19", "convex", "999",
+                               {}, rng, 3, size))
+        _save_mp4(frames, data / "pocus_videos" / "linear" / "Xyz-Unknown-1.mp4")
+        _write_text(data / "pocus_videos" / "convex" / "README.txt", "videos from the POCUS atlas\n")
+    data.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(POCUS_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(data / "dataset_metadata.csv", buffer.getvalue())
+    return data
+
+
+# -- report corpus ---------------------------------------------------------------
+
+_CATEGORY_TAG = {"breast": ("birads_category", "BI-RADS"), "thyroid": ("tirads_category", "TI-RADS")}
+
+
+def _report_corpus(root: Path, ctx: _Ctx) -> Path:
+    splits: dict[str, list[dict[str, object]]] = {"train": [], "val": [], "test": []}
+    uid = 1000
+    for organ in (o for o in LAYOUT_ORGANS["report_corpus"] if o in ctx.organs):
+        for label in ("normal", "benign", "malignant"):
+            for j in range(ctx.per_class):
+                uid += 1
+                rng = ctx.rng("report_corpus", uid)
+                findings = sample_findings(organ, label, rng)
+                paths = []
+                for k in range(2 if j % 3 == 1 else 1):
+                    rel = f"{organ}/{uid}/{k}.png"
+                    _save_png(Image.fromarray(render(organ, label, findings, rng, ctx.size), "L"), root / rel)
+                    paths.append(rel)
+                labels = [label]
+                if organ in _CATEGORY_TAG and findings.get(_CATEGORY_TAG[organ][0]):
+                    labels.append(f"{_CATEGORY_TAG[organ][1]} {findings[_CATEGORY_TAG[organ][0]]}")
+                split = ("train",) * 7 + ("val",) + ("test",) * 2
+                splits[split[uid % 10]].append({
+                    "uid": uid, "image_path": paths,
+                    "finding": make_report(organ, label, findings, rng).text, "labels": labels,
+                })
+    if ctx.broken and splits["train"]:
+        rng = ctx.rng("report_corpus", "broken")
+        organ = str(splits["train"][0]["image_path"][0]).split("/")[0]  # type: ignore[index]
+        img = Image.fromarray(render(organ, "benign", {}, rng, ctx.size), "L")
+        splits["train"].append({"uid": 9001, "image_path": [f"{organ}/9001/0.png"],
+                                "finding": "Missing image.", "labels": ["benign"]})
+        _save_png(img, root / "kidney" / "9002" / "0.png")
+        splits["train"].append({"uid": 9002, "image_path": ["kidney/9002/0.png"],
+                                "finding": "Kidney study.", "labels": ["normal"]})
+        _save_png(img, root / organ / "9003" / "0.png")
+        _truncate(root / organ / "9003" / "0.png")
+        splits["train"].append({"uid": 9003, "image_path": [f"{organ}/9003/0.png"],
+                                "finding": "Truncated image.", "labels": ["benign"]})
+        _save_png(img, root / organ / "orphan" / "0.png")
+    _write_text(root / "annotation.json", json.dumps(splits, indent=2, ensure_ascii=False) + "\n")
+    return root
+
+
+_WRITERS: dict[str, Callable[[Path, _Ctx], Path]] = {
+    "busi": _busi,
+    "ddti": _ddti,
+    "aul": _aul,
+    "pocus": _pocus,
+    "report_corpus": _report_corpus,
+}
+
+
+def _fresh(folder: Path, out: Path) -> None:
+    """Clear a layout folder left by an earlier phantom; refuse to touch anything else."""
+    if not folder.exists():
+        return
+    if (out / MARKER).is_file():
+        shutil.rmtree(folder)
+    elif any(folder.iterdir()):
+        raise FileExistsError(
+            f"{folder} exists and was not written by make_phantom (no {out / MARKER}); "
+            "choose an empty output folder"
+        )
+
+
+def make_phantom(
+    out: Path | str,
+    organs: Sequence[str] | None = None,
+    per_class: int = 8,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 320),
+    broken: bool = False,
+) -> dict[str, Path]:
+    """Write phantom sources under ``out``; return ``{layout name: source root}``.
+
+    Only layouts that cover one of ``organs`` (default: all) are written.
+    """
+    chosen = tuple(organs) if organs else ORGANS
+    unknown = [o for o in chosen if o not in ORGANS]
+    if unknown:
+        raise ValueError(f"unknown organs {unknown}; choose from {ORGANS}")
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = _Ctx(seed=seed, size=(int(size[0]), int(size[1])), per_class=per_class, broken=broken,
+               organs=chosen)
+    roots: dict[str, Path] = {}
+    for layout, writer in _WRITERS.items():
+        if not set(LAYOUT_ORGANS[layout]) & set(chosen):
+            continue
+        folder = out / LAYOUT_FOLDERS[layout]
+        _fresh(folder, out)
+        roots[layout] = writer(folder, ctx)
+    params = {"organs": list(chosen), "per_class": per_class, "seed": seed, "size": list(ctx.size),
+              "broken": broken, "layouts": sorted(roots)}
+    _write_text(out / MARKER, json.dumps(params, indent=2, sort_keys=True) + "\n")
+    return roots
