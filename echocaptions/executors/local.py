@@ -8,11 +8,17 @@ worker the shards run in this process (no pickling, no start-up cost).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool and keeps done shards."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LocalExecutor:
@@ -31,7 +37,9 @@ class LocalExecutor:
             return
         ctx = multiprocessing.get_context("spawn")
         limit = 2 * self.workers
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_ignore_sigint
+        )
         pending: dict[Future, T] = {}
         try:
             for task in tasks:
