@@ -19,7 +19,7 @@ from echocaptions.schema import check_findings, check_label
 from echocaptions.synth.bmode_scenes import Scene, make_scene
 from echocaptions.synth.bmode_shapes import F32, Fields, Grid, Probe, beam_grid, box_blur, crop
 
-__all__ = ["render", "render_clip"]
+__all__ = ["Rendered", "complete_findings", "draw", "render", "render_clip"]
 
 _JITTER = 3
 _SLIDE = 4
@@ -202,7 +202,57 @@ def _finish(vals: np.ndarray, lay: _Layout, size: tuple[int, int], tick_level: i
     return img
 
 
-def _frames(
+@dataclass(frozen=True)
+class Rendered:
+    """What :func:`draw` painted, with the ground truth that describes it.
+
+    ``frames``: 8-bit grayscale frames (H, W); ``label`` and ``findings``: the
+    label and the complete findings (schema codes) the scene was drawn with,
+    missing ones filled in; ``masks``: one boolean (H, W) mask per focal lesion
+    in screen coordinates of the first frame, main lesion first (breast masses,
+    thyroid nodule, liver lesions, lung consolidation; empty list when the
+    scene has none); ``field``: the imaged field (fan or rectangle);
+    ``regions``: named organ masks (``liver``, ``thyroid``). Masks are empty
+    when :func:`draw` was called with ``masks=False``.
+    """
+
+    frames: list[np.ndarray]
+    label: str
+    findings: dict[str, str]
+    masks: list[np.ndarray]
+    field: np.ndarray
+    regions: dict[str, np.ndarray]
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.frames[0]
+
+
+@lru_cache(maxsize=96)
+def _nearest(probe: Probe, size: tuple[int, int]) -> np.ndarray:
+    """Flat index of the nearest beam sample (cropped grid) for each field pixel of a fan."""
+    lay = _layout(probe, size)
+    assert lay.r0 is not None and lay.c0 is not None and lay.wr is not None and lay.wc is not None
+    rows = lay.r0 + (lay.wr >= 0.5)
+    cols = lay.c0 + (lay.wc >= 0.5)
+    return (rows * lay.nl + cols).astype(np.intp)
+
+
+def _to_screen(
+    mask: np.ndarray, lay: _Layout, probe: Probe, size: tuple[int, int]
+) -> np.ndarray:
+    """A beam-grid boolean mask in screen coordinates (nearest beam sample)."""
+    out = np.zeros(size[0] * size[1], bool)
+    if lay.pix is None:
+        nr, nl = mask.shape
+        img = out.reshape(size)
+        img[lay.top : lay.top + nr, lay.left : lay.left + nl] = mask
+        return img
+    out[lay.pix] = mask.ravel()[_nearest(probe, size)]
+    return out.reshape(size)
+
+
+def _render(
     organ: str,
     label: str | None,
     findings: dict[str, str | None],
@@ -211,12 +261,22 @@ def _frames(
     size: tuple[int, int],
     jitter: bool,
     beam: list[np.ndarray] | None = None,
-) -> tuple[list[np.ndarray], _Layout]:
-    """Frames of one scene, and where the field lies; ``beam`` collects the
-    pre-scan-conversion display values (rows = range, columns = scan lines)."""
+) -> tuple[list[np.ndarray], _Layout, Scene]:
     check_label(organ, label)
     check_findings(organ, findings)
     scene: Scene = make_scene(organ, label, findings, rng)
+    frames, lay = _paint_frames(scene, rng, n_frames, size, jitter, beam)
+    return frames, lay, scene
+
+
+def _paint_frames(
+    scene: Scene,
+    rng: np.random.Generator,
+    n_frames: int,
+    size: tuple[int, int],
+    jitter: bool,
+    beam: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], _Layout]:
     lay = _layout(scene.probe, (int(size[0]), int(size[1])))
     disp = _display(rng, scene.probe)
     grid = lay.grid
@@ -260,6 +320,91 @@ def _frames(
     return frames, lay
 
 
+def _frames(
+    organ: str,
+    label: str | None,
+    findings: dict[str, str | None],
+    rng: np.random.Generator,
+    n_frames: int,
+    size: tuple[int, int],
+    jitter: bool,
+    beam: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], _Layout]:
+    """Frames of one scene, and where the field lies; ``beam`` collects the
+    pre-scan-conversion display values (rows = range, columns = scan lines)."""
+    frames, lay, _ = _render(organ, label, findings, rng, n_frames, size, jitter, beam)
+    return frames, lay
+
+
+def complete_findings(
+    organ: str,
+    label: str | None,
+    findings: dict[str, str | None],
+    rng: np.random.Generator,
+) -> dict[str, str]:
+    """The complete findings :func:`render` draws from this generator state.
+
+    Builds the scene only (no pixels), consuming ``rng`` the way rendering
+    does up to that point, and returns ``findings`` with every descriptor the
+    scene fills in (the label's typical values). Pass a copy of the generator
+    (``copy.deepcopy(rng)``) to keep its state for the render. Rendering with
+    the returned findings and the label drawn gives the very same image as
+    rendering with the partial ones, from the same generator state. Use
+    :func:`draw` to get label, findings, frames and masks in one call.
+    """
+    check_label(organ, label)
+    check_findings(organ, findings)
+    return dict(make_scene(organ, label, findings, rng).findings)  # type: ignore[arg-type]
+
+
+def draw(
+    organ: str,
+    label: str | None,
+    findings: dict[str, str | None],
+    rng: np.random.Generator,
+    size: tuple[int, int] = (256, 320),
+    n_frames: int = 1,
+    *,
+    masks: bool = True,
+    extra_lesions: int = 0,
+) -> Rendered:
+    """Render a frame (``n_frames=1``, as :func:`render`) or a clip (as :func:`render_clip`)
+    and return it with the label, complete findings and lesion masks that describe it.
+
+    ``draw(...).frames`` equals ``render(...)`` / ``render_clip(...)`` pixel for
+    pixel for the same generator state. ``extra_lesions`` (breast only) adds
+    that many small circumscribed masses beside the main one, where they fit;
+    ``len(masks)`` says how many lesions were actually drawn. Their geometry
+    comes from the scene's own seed, so the main lesion and the rest of the
+    image do not change.
+    """
+    check_label(organ, label)
+    check_findings(organ, findings)
+    if extra_lesions and organ != "breast":
+        raise ValueError(f"extra_lesions is only drawn for breast, not {organ}")
+    scene: Scene = make_scene(organ, label, findings, rng)
+    for _ in range(extra_lesions):
+        scene.add_lesion()  # type: ignore[attr-defined]
+    size = (int(size[0]), int(size[1]))
+    frames, lay = _paint_frames(scene, rng, n_frames, size, jitter=n_frames > 1)
+    lesion_masks: list[np.ndarray] = []
+    regions: dict[str, np.ndarray] = {}
+    if masks:
+        grid = crop(lay.grid, _JITTER, _JITTER + lay.nl)
+        lesion_masks = [_to_screen(m, lay, scene.probe, size) for m in scene.lesion_masks(grid)]
+        regions = {
+            k: _to_screen(m, lay, scene.probe, size) for k, m in scene.region_masks(grid).items()
+        }
+    return Rendered(
+        frames=frames,
+        label=scene.label,
+        findings=dict(scene.findings),  # type: ignore[arg-type]
+        masks=lesion_masks,
+        field=lay.mask.copy(),
+        regions=regions,
+    )
+
+
 def render(
     organ: str,
     label: str | None,
@@ -270,7 +415,8 @@ def render(
     """One 8-bit grayscale B-mode frame (H, W) for an organ, label and findings.
 
     Missing findings are drawn from ``rng`` to suit the label; the same
-    generator state always gives the same image.
+    generator state always gives the same image. :func:`complete_findings`
+    and :func:`draw` say which findings were drawn.
     """
     frames, _ = _frames(organ, label, findings, rng, 1, size, jitter=False)
     return frames[0]

@@ -25,6 +25,7 @@ from echocaptions.synth.bmode_shapes import (
     blend,
     fill_below,
     fill_between,
+    fill_mask,
     inside,
     ring,
     smooth_noise,
@@ -42,12 +43,36 @@ def pick(rng: np.random.Generator, options: Mapping[str, float]) -> str:
 
 
 def fill(fd: Findings, key: str, rng: np.random.Generator, options: Mapping[str, float]) -> str:
-    """The given finding, or a plausible one drawn from ``options``."""
+    """The given finding, or a plausible one drawn from ``options``.
+
+    One value is drawn whether or not the finding is given, so a scene built
+    from its own completed findings consumes ``rng`` exactly as the scene
+    built from the partial ones (see :func:`make_scene`).
+    """
+    drawn = pick(rng, options)
     value = fd.get(key)
     if value is None:
-        value = pick(rng, options)
+        value = drawn
         fd[key] = value
     return value
+
+
+def _choose_label(
+    label: str | None,
+    infer: Callable[[Findings], str | None],
+    organ: str,
+    fd: Findings,
+    rng: np.random.Generator,
+) -> str:
+    """The given label, else one implied by the findings, else a random one.
+
+    Always draws once from ``rng`` so that passing the label a scene drew
+    leaves the rest of the scene unchanged.
+    """
+    guess = pick(rng, dict.fromkeys(LABELS[organ], 1.0))
+    if label is not None:
+        return label
+    return infer(fd) or guess
 
 
 def _mm_noise(rng: np.random.Generator, grid: Grid, cell_mm: tuple[float, float]) -> np.ndarray:
@@ -66,8 +91,34 @@ class Scene:
     def __init__(self, rng: np.random.Generator) -> None:
         self.seed = int(rng.integers(2**31))
 
+    findings: Findings
+    label: str
+
     def paint(self, grid: Grid, t: float) -> Fields:
         raise NotImplementedError
+
+    def lesion_masks(self, grid: Grid) -> list[np.ndarray]:
+        """Boolean masks on ``grid`` of each focal lesion the scene paints, main lesion first.
+
+        A lesion's mask is where its painted membership is at least one half,
+        i.e. inside its contour. Lesions the field misses give empty masks.
+        """
+        return []
+
+    def region_masks(self, grid: Grid) -> dict[str, np.ndarray]:
+        """Boolean masks on ``grid`` of named anatomical regions (e.g. ``liver``)."""
+        return {}
+
+
+def _blob_mask(blob: Blob, grid: Grid, reach: float = 1.25) -> np.ndarray:
+    """Where ``blob``'s normalised radius is at most 1 on ``grid``."""
+    out = np.zeros(grid.shape, bool)
+    spikes = 1.0 if blob.boundary is None else float(blob.boundary.table.max())
+    got = blob.rho(grid, reach=reach * spikes)
+    if got is not None:
+        sl, rr = got
+        out[sl] = rr <= F32(1.0)
+    return out
 
 
 def _skin(f: Fields, grid: Grid, thick: float, amp: float = 2.5) -> None:
@@ -90,8 +141,7 @@ class BreastScene(Scene):
 
     def __init__(self, label: str | None, fd: Findings, rng: np.random.Generator) -> None:
         super().__init__(rng)
-        if label is None:
-            label = _infer_breast(fd, rng)
+        label = _choose_label(label, _infer_breast, "breast", fd, rng)
         self.label = label
         depth = float(rng.choice([30.0, 35.0, 40.0, 45.0]))
         self.probe = Probe("linear", depth=depth, width=float(rng.choice([38.0, 42.0, 46.0, 50.0])))
@@ -126,8 +176,49 @@ class BreastScene(Scene):
         )
         self.fg_echo = float(rng.uniform(1.4, 1.9))
         self.mass: _Mass | None = None
+        self.extra: list[_Mass] = []
+        self._layers = (z_fg, z_rm)
         if label != "normal":
             self.mass = _breast_mass(label, fd, rng, self.probe, self.skin, z_fg, z_rm)
+
+    def add_lesion(self) -> bool:
+        """Add a small circumscribed second mass away from the first; False when none fits.
+
+        Its geometry comes from the scene's own seed, not the caller's
+        generator, so the rest of the scene is unchanged.
+        """
+        if self.mass is None:
+            return False
+        rng = np.random.default_rng([self.seed, 7, len(self.extra)])
+        first = self.mass.blob
+        half = self.probe.width / 2
+        a = float(rng.uniform(2.5, 4.5))
+        b = a / float(rng.uniform(1.3, 1.8))
+        side = -1.0 if first.cx > 0 else 1.0
+        lo = first.cx + side * (first.a * 1.3 + a + 2.0)
+        hi = side * (half - a - 1.5)
+        if (hi - lo) * side <= 0:
+            return False
+        cx = float(lo + (hi - lo) * rng.uniform(0.2, 0.9))
+        z_fg, z_rm = self._layers
+        cz = float(np.clip(rng.uniform(z_fg, max(z_rm, z_fg + 1.0)), self.skin + b + 2.0,
+                           max(self.probe.depth - b - 6.0, self.skin + b + 2.0)))
+        cyst = bool(rng.random() < 0.5)
+        blob = Blob(cx, cz, a, b, float(rng.uniform(-0.2, 0.2)), Boundary.make("circumscribed", rng))
+        m = _Mass(
+            blob,
+            0.006 if cyst else float(rng.uniform(0.1, 0.18)),
+            soft=0.1,
+            hetero=0.0 if cyst else 0.25,
+            post=float(rng.uniform(1.8, 2.4)) if cyst else 1.0,
+            wall=1.2 if cyst else 0.5,
+        )
+        self.extra.append(m)
+        return True
+
+    def lesion_masks(self, grid: Grid) -> list[np.ndarray]:
+        masses = ([] if self.mass is None else [self.mass]) + self.extra
+        return [_blob_mask(m.blob, grid) for m in masses]
 
     def paint(self, grid: Grid, t: float) -> Fields:
         rng = np.random.default_rng(self.seed)
@@ -152,6 +243,8 @@ class BreastScene(Scene):
         _skin(f, grid, self.skin)
         if self.mass is not None:
             self.mass.paint(f, grid, rng)
+        for m in self.extra:
+            m.paint(f, grid, rng)
         return f
 
 
@@ -252,7 +345,7 @@ def _comet(f: Fields, grid: Grid, x0: float, z0: float, length: float) -> None:
     f.spec[sl] += F32(4.0) * np.exp(-((dx / F32(0.4)) ** 2) - (dz / F32(0.35)) ** 2)
 
 
-def _infer_breast(fd: Findings, rng: np.random.Generator) -> str:
+def _infer_breast(fd: Findings) -> str | None:
     cat = fd.get("birads_category")
     if cat in ("1",):
         return "normal"
@@ -270,7 +363,7 @@ def _infer_breast(fd: Findings, rng: np.random.Generator) -> str:
         return "malignant"
     if any(fd.get(k) for k in ("birads_shape", "birads_margin", "birads_echo_pattern")):
         return "benign"
-    return pick(rng, dict.fromkeys(LABELS["breast"], 1.0))
+    return None
 
 
 def _breast_mass(
@@ -407,7 +500,7 @@ def _breast_mass(
 # --------------------------------------------------------------------------- thyroid
 
 
-def _infer_thyroid(fd: Findings, rng: np.random.Generator) -> str:
+def _infer_thyroid(fd: Findings) -> str | None:
     cat = fd.get("tirads_category")
     if cat in ("1", "2", "3", "4a"):
         return "benign"
@@ -419,7 +512,7 @@ def _infer_thyroid(fd: Findings, rng: np.random.Generator) -> str:
         return "malignant"
     if any(fd.get(k) for k in ("tirads_composition", "tirads_echogenicity", "tirads_margin")):
         return "benign"
-    return pick(rng, dict.fromkeys(LABELS["thyroid"], 1.0))
+    return None
 
 
 class ThyroidScene(Scene):
@@ -427,8 +520,7 @@ class ThyroidScene(Scene):
 
     def __init__(self, label: str | None, fd: Findings, rng: np.random.Generator) -> None:
         super().__init__(rng)
-        if label is None:
-            label = _infer_thyroid(fd, rng)
+        label = _choose_label(label, _infer_thyroid, "thyroid", fd, rng)
         self.label = label
         width = float(rng.choice([38.0, 42.0, 46.0]))
         self.sgn = float(rng.choice([-1.0, 1.0]))
@@ -673,6 +765,12 @@ class ThyroidScene(Scene):
         _skin(f, grid, self.skin)
         return f
 
+    def lesion_masks(self, grid: Grid) -> list[np.ndarray]:
+        return [] if self.mass is None else [_blob_mask(self.mass.blob, grid)]
+
+    def region_masks(self, grid: Grid) -> dict[str, np.ndarray]:
+        return {"thyroid": _blob_mask(self.lobe, grid, 1.1)}
+
     def _trachea(self, f: Fields, grid: Grid) -> None:
         tr = self.trachea
         got = tr.rho(grid, 1.3)
@@ -697,7 +795,7 @@ _STEATOSIS = {"S0": (1.0, 0.0), "S1": (1.6, 8.0), "S2": (2.4, 16.0), "S3": (3.4,
 _FIBROSIS = {"F0": 0.0, "F1": 0.15, "F2": 0.35, "F3": 0.6, "F4": 1.0}
 
 
-def _infer_liver(fd: Findings, rng: np.random.Generator) -> str:
+def _infer_liver(fd: Findings) -> str | None:
     lesion = fd.get("liver_lesion")
     if lesion in ("cyst", "haemangioma", "fnh"):
         return "benign"
@@ -709,7 +807,7 @@ def _infer_liver(fd: Findings, rng: np.random.Generator) -> str:
         return "fibrosis"
     if fd.get("liver_steatosis") in ("S1", "S2", "S3"):
         return "steatosis"
-    return pick(rng, dict.fromkeys(LABELS["liver"], 1.0))
+    return None
 
 
 class LiverScene(Scene):
@@ -717,8 +815,7 @@ class LiverScene(Scene):
 
     def __init__(self, label: str | None, fd: Findings, rng: np.random.Generator) -> None:
         super().__init__(rng)
-        if label is None:
-            label = _infer_liver(fd, rng)
+        label = _choose_label(label, _infer_liver, "liver", fd, rng)
         self.label = label
         steat = {"steatosis": {"S1": 0.25, "S2": 0.4, "S3": 0.35}, "normal": {"S0": 1.0}}.get(
             label, {"S0": 0.7, "S1": 0.3}
@@ -794,6 +891,13 @@ class LiverScene(Scene):
         self.excess_alpha = dbloss / (8.686 * 2.0 * 150.0)
         self.fscore = fscore
         self.masses = self._lesions(rng, cap, depth)
+
+    def lesion_masks(self, grid: Grid) -> list[np.ndarray]:
+        return [_blob_mask(m.blob, grid) for m in self.masses]
+
+    def region_masks(self, grid: Grid) -> dict[str, np.ndarray]:
+        """The liver: below the capsule and above the diaphragm (lesions and vessels included)."""
+        return {"liver": fill_mask(grid, self.capsule, self.diaphragm)}
 
     @staticmethod
     def _nodular(rng: np.random.Generator, fscore: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -960,7 +1064,7 @@ def _lung_findings(label: str, fd: Findings, rng: np.random.Generator) -> None:
     fill(fd, "lung_sliding", rng, {"present": 0.95, "absent": 0.05})
 
 
-def _infer_lung(fd: Findings, rng: np.random.Generator) -> str:
+def _infer_lung(fd: Findings) -> str | None:
     if fd.get("lung_consolidation") == "lobar" or fd.get("lung_effusion") == "present":
         return "pneumonia"
     if fd.get("lung_b_lines") == "confluent":
@@ -969,7 +1073,7 @@ def _infer_lung(fd: Findings, rng: np.random.Generator) -> str:
         return "viral_pneumonia"
     if fd.get("lung_b_lines") == "absent" or fd.get("lung_a_lines") == "present":
         return "normal"
-    return pick(rng, dict.fromkeys(LABELS["lung"], 1.0))
+    return None
 
 
 class LungScene(Scene):
@@ -980,8 +1084,7 @@ class LungScene(Scene):
 
     def __init__(self, label: str | None, fd: Findings, rng: np.random.Generator) -> None:
         super().__init__(rng)
-        if label is None:
-            label = _infer_lung(fd, rng)
+        label = _choose_label(label, _infer_lung, "lung", fd, rng)
         self.label = label
         _lung_findings(label, fd, rng)
         self.fd = dict(fd)
@@ -1079,6 +1182,12 @@ class LungScene(Scene):
                 tilt=-side * rng.uniform(0.3, 0.8),
             )
             self.effusion = (lung, dia)
+
+    def lesion_masks(self, grid: Grid) -> list[np.ndarray]:
+        """The consolidation, where it lies below the pleural line."""
+        if self.cons is None:
+            return []
+        return [_blob_mask(self.cons, grid, 1.4) & (grid.z > self.pleura(grid.x) - F32(0.5))]
 
     def paint(self, grid: Grid, t: float) -> Fields:
         rng = np.random.default_rng(self.seed)
@@ -1185,12 +1294,20 @@ class LungScene(Scene):
 def make_scene(
     organ: str, label: str | None, findings: Findings, rng: np.random.Generator
 ) -> Scene:
-    """Build the scene for an organ; ``findings`` is copied and completed from ``rng``."""
-    fd: Findings = dict(findings)
+    """Build the scene for an organ; ``findings`` is copied and completed from ``rng``.
+
+    ``scene.findings`` holds the completed findings and ``scene.label`` the
+    label drawn. Building a scene from ``(scene.label, scene.findings)`` with a
+    generator in the same starting state gives the same scene: every missing
+    finding and the label cost one draw whether given or not.
+    """
+    fd: Findings = {k: v for k, v in findings.items() if v is not None}
     cls: type[BreastScene | ThyroidScene | LiverScene | LungScene] = {
         "breast": BreastScene,
         "thyroid": ThyroidScene,
         "liver": LiverScene,
         "lung": LungScene,
     }[organ]
-    return cls(label, fd, rng)
+    scene = cls(label, fd, rng)
+    scene.findings = fd
+    return scene

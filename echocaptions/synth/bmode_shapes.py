@@ -384,3 +384,15 @@ def fill_between(
     w = smoothstep((z - on_grid(top, grid, sl)) / F32(soft) + 0.5)
     w *= smoothstep((on_grid(bottom, grid, sl) - z) / F32(soft) + 0.5)
     blend(arr, sl, w, value[sl] if isinstance(value, np.ndarray) else F32(value))
+
+
+def fill_mask(grid: Grid, top: Curve, bottom: Curve) -> np.ndarray:
+    """Where ``grid`` lies at or below ``top`` and above ``bottom`` (what the fills paint)."""
+    out = np.zeros(grid.shape, bool)
+    lo, _ = top.span(grid)
+    _, hi = bottom.span(grid)
+    sl = _rows(grid, lo - 1.0, hi + 1.0)
+    if sl is not None:
+        z = grid.z[sl]
+        out[sl] = (z >= on_grid(top, grid, sl)) & (z < on_grid(bottom, grid, sl))
+    return out

@@ -23,7 +23,12 @@ per organ and label (report corpus). Pixels come from
 :mod:`echocaptions.synth.bmode`; findings and reports follow each class
 (:mod:`echocaptions.synth.reports`). Each file draws from its own generator
 seeded by ``seed`` and its name, and encoders run with fixed settings, so two
-runs with the same arguments write byte-identical files. ``broken=True`` adds
+runs with the same arguments write byte-identical files. Metadata describes the pixels: every writer takes the label, complete findings
+and lesion masks from :func:`echocaptions.synth.bmode.draw`, so DDTI
+descriptors and TI-RADS, POCUS flags and report text state what was drawn, and
+masks / polygons (:func:`mask_polygon`, the traced contour) outline the drawn
+lesion, liver and imaged field; BUSI gets ``_mask_1.png`` only where a second
+lesion was drawn and a blank mask for a normal image. ``broken=True`` adds
 a few damaged items per layout (truncated image, unparseable XML, mask without
 its image, class outside the vocabulary, unknown file type) for reject tests.
 """
@@ -45,8 +50,14 @@ from PIL import Image
 
 from echocaptions.schema import ORGANS
 from echocaptions.sources.ddti import CALCIFICATIONS, COMPOSITION, ECHOGENICITY, MARGINS
-from echocaptions.synth.bmode import render, render_clip
-from echocaptions.synth.reports import ddti_reporteco, make_report, pick, sample_findings
+from echocaptions.synth.bmode import Rendered, draw, render
+from echocaptions.synth.reports import (
+    ddti_reporteco,
+    kwak_tirads,
+    make_report,
+    pick,
+    sample_findings,
+)
 
 MARKER = "PHANTOM.json"
 # Folder names under ``out``: the names the bundled recipes point at.
@@ -140,29 +151,56 @@ def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
 
 # -- geometry --------------------------------------------------------------------
 
-
-def _ellipse(size: tuple[int, int], cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) <= 1.0
+# Moore neighbourhood, clockwise in image coordinates (y down), starting west.
+_MOORE = ((0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1))
 
 
-def _lesion_mask(size: tuple[int, int], rng: np.random.Generator, second: bool = False) -> np.ndarray:
-    """Binary mask (0/255) of the lesion the B-mode renderer puts at the image centre."""
-    h, w = size
-    if second:
-        cy, cx, ry, rx = h * 0.3, w * 0.25, h * 0.06, w * 0.07
-    else:
-        cy, cx, ry, rx = h * 0.5, w * 0.5, h * 0.15, w * 0.18
-    jitter = 1.0 + 0.05 * rng.standard_normal()
-    return (_ellipse(size, cy, cx, ry * jitter, rx * jitter) * 255).astype(np.uint8)
+def _trace(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Outer boundary pixels (row, col) of the mask's widest region, in order (Moore tracing).
+
+    Tracing starts at the left end of the longest horizontal run, so a stray
+    fragment is never picked over the main region.
+    """
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), bool)
+    padded[1:-1, 1:-1] = mask
+    diff = np.diff(padded.astype(np.int8), axis=1)
+    starts = np.argwhere(diff == 1)
+    ends = np.argwhere(diff == -1)
+    lengths = ends[:, 1] - starts[:, 1]
+    r, c = (int(v) for v in starts[int(np.argmax(lengths))] + (0, 1))
+    start, prev_dir = (r, c), 0  # came from the west neighbour, which is outside
+    out = [start]
+    cur, d = start, prev_dir
+    for _ in range(4 * (h + w) * 4):
+        for k in range(1, 9):
+            nd = (d + k) % 8
+            dr, dc = _MOORE[nd]
+            if padded[cur[0] + dr, cur[1] + dc]:
+                cur = (cur[0] + dr, cur[1] + dc)
+                d = (nd + 5) % 8  # look again from the neighbour after the one we came from
+                break
+        else:
+            break  # isolated pixel
+        if cur == start:
+            break
+        out.append(cur)
+    return [(y - 1, x - 1) for y, x in out]
 
 
-def _polygon(cy: float, cx: float, ry: float, rx: float, rng: np.random.Generator, n: int = 24) -> list[list[int]]:
-    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    radius = 1.0 + 0.06 * rng.standard_normal(n)
-    return [[int(round(cx + rx * r * np.cos(a))), int(round(cy + ry * r * np.sin(a)))]
-            for a, r in zip(angles, radius, strict=True)]
+def mask_polygon(mask: np.ndarray, n_points: int = 40) -> list[list[int]]:
+    """The traced outline of a binary mask as ``[[x, y], ...]`` integer points
+    (at most ``n_points``, evenly spaced along the contour); empty for an empty mask."""
+    if not mask.any():
+        return []
+    contour = _trace(np.asarray(mask, bool))
+    step = max(1, len(contour) / n_points)
+    idx = sorted({int(i * step) for i in range(min(n_points, len(contour)))})
+    return [[int(contour[i][1]), int(contour[i][0])] for i in idx]
+
+
+def _mask_png(mask: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), "L")
 
 
 # -- BUSI ------------------------------------------------------------------------
@@ -173,22 +211,24 @@ def _busi(root: Path, ctx: _Ctx) -> Path:
     for label in ("benign", "malignant", "normal"):
         for n in range(1, ctx.per_class + 1):
             rng = ctx.rng("busi", label, n)
-            img = render("breast", label, sample_findings("breast", label, rng), rng, ctx.size)
+            extra = 1 if label == "benign" and n % 3 == 0 else 0
+            r = draw("breast", label, sample_findings("breast", label, rng), rng, ctx.size,
+                     extra_lesions=extra)
             stem = base / label / f"{label} ({n})"
-            _save_png(_rgb(img), stem.with_name(stem.name + ".png"))
-            mask = _lesion_mask(ctx.size, rng) if label != "normal" else np.zeros(ctx.size, np.uint8)
-            _save_png(Image.fromarray(mask, "L"), stem.with_name(stem.name + "_mask.png"))
-            if label == "benign" and n % 3 == 0:
-                second = _lesion_mask(ctx.size, rng, second=True)
-                _save_png(Image.fromarray(second, "L"), stem.with_name(stem.name + "_mask_1.png"))
+            _save_png(_rgb(r.image), stem.with_name(stem.name + ".png"))
+            # Like BUSI: one mask per lesion drawn, a blank mask for a normal image.
+            masks = [m for m in r.masks if m.any()] or [np.zeros(ctx.size, bool)]
+            for k, mask in enumerate(masks):
+                suffix = "_mask.png" if k == 0 else f"_mask_{k}.png"
+                _save_png(_mask_png(mask), stem.with_name(stem.name + suffix))
     if ctx.broken:
         k = ctx.per_class + 1
         rng = ctx.rng("busi", "broken")
-        img = _rgb(render("breast", "benign", {}, rng, ctx.size))
+        r = draw("breast", "benign", {}, rng, ctx.size)
+        img = _rgb(r.image)
         _save_png(img, base / "benign" / f"benign ({k}).png")
         _truncate(base / "benign" / f"benign ({k}).png")
-        _save_png(Image.fromarray(_lesion_mask(ctx.size, rng), "L"),
-                  base / "malignant" / f"malignant ({k})_mask.png")
+        _save_png(_mask_png(r.masks[0]), base / "malignant" / f"malignant ({k})_mask.png")
         _save_png(img, base / "unknown" / "unknown (1).png")
         _write_text(base / "normal" / "Thumbs.db", "not an image\n")
     return root
@@ -198,14 +238,12 @@ def _busi(root: Path, ctx: _Ctx) -> Path:
 
 _DDTI_SPELLINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "benign": {
-        "tirads": ("2", "3", "3"),
-        "composition": ("spongiform", "predominantly cystic", "predominantly solid", "solid"),
+        "composition": ("spongiform", "predominantly cystic", "predominantly solid"),
         "echogenicity": ("isoechogenicity", "hyperechogenicity", "isoechogenicity"),
         "margins": ("well defined", "well defined smooth"),
         "calcifications": ("non", "non", "macrocalcifications"),
     },
     "malignant": {
-        "tirads": ("4a", "4b", "4c", "5"),
         "composition": ("solid", "dense", "predominantly solid"),
         "echogenicity": ("hypoechogenicity", "marked hypoechogenicity"),
         "margins": ("ill defined", "microlobulated", "macrolobulated", "spiculated"),
@@ -226,26 +264,39 @@ def _ddti_xml(number: int, fields: dict[str, str], marks: list[tuple[int, str]])
     return "\n".join(lines) + "\n"
 
 
+def _ddti_svg(mask: np.ndarray) -> str:
+    points = [{"x": x, "y": y} for x, y in mask_polygon(mask)]
+    return json.dumps([{"points": points, "annotation": {}, "regionType": "freehand"}],
+                      separators=(",", ":"))
+
+
 def _ddti_case(
     root: Path, ctx: _Ctx, number: int, label: str, n_images: int, tirads: str | None = None
 ) -> None:
+    """One case: every image shows the same nodule (the findings the first one drew), the
+    descriptors spell those findings and the category follows them (:func:`kwak_tirads`)."""
     rng = ctx.rng("ddti", number)
     spell = {tag: pick(rng, values) for tag, values in _DDTI_SPELLINGS[label].items()}
     findings: dict[str, str | None] = {
-        "tirads_category": spell["tirads"],
         "tirads_composition": COMPOSITION[spell["composition"]],
         "tirads_echogenicity": ECHOGENICITY[spell["echogenicity"]],
         "tirads_margin": MARGINS[spell["margins"]],
         "tirads_foci": CALCIFICATIONS[spell["calcifications"]],
     }
-    h, w = ctx.size
+    if label == "benign":
+        findings["tirads_shape"] = "wider_than_tall"
     marks = []
+    drawn: Rendered | None = None
     for k in range(1, n_images + 1):
-        img = render("thyroid", label, findings, rng, ctx.size)
-        _save_jpeg(_rgb(img), root / f"{number}_{k}.jpg")
-        points = [{"x": x, "y": y} for x, y in _polygon(h * 0.5, w * 0.5, h * 0.15, w * 0.18, rng)]
-        marks.append((k, json.dumps([{"points": points, "annotation": {}, "regionType": "freehand"}],
-                                    separators=(",", ":"))))
+        if drawn is None:
+            drawn = draw("thyroid", label, findings, rng, ctx.size)
+            r = drawn
+        else:
+            r = draw("thyroid", drawn.label, dict(drawn.findings), rng, ctx.size)
+        _save_jpeg(_rgb(r.image), root / f"{number}_{k}.jpg")
+        marks.append((k, _ddti_svg(r.masks[0])))
+    assert drawn is not None
+    spell["tirads"] = kwak_tirads(dict(drawn.findings), label)
     fields = dict(spell)
     if tirads is not None:
         fields["tirads"] = tirads
@@ -282,18 +333,16 @@ def _ddti(root: Path, ctx: _Ctx) -> Path:
 
 
 def _aul_image(folder: Path, ctx: _Ctx, cls: str, n: int) -> None:
+    """An image with its field outline, liver outline and, when a lesion is drawn, the
+    outline of the largest one (AUL has one mass polygon per image)."""
     label = cls.lower()
     rng = ctx.rng("aul", cls, n)
-    img = render("liver", label, sample_findings("liver", label, rng), rng, ctx.size)
-    _save_jpeg(_rgb(img), folder / "image" / f"{n}.jpg")
-    h, w = ctx.size
-    outline = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
-    polygons = {
-        "outline": outline,
-        "liver": _polygon(h * 0.55, w * 0.5, h * 0.4, w * 0.42, rng),
-    }
-    if label != "normal":
-        polygons["mass"] = _polygon(h * 0.5, w * 0.5, h * 0.15, w * 0.18, rng)
+    r = draw("liver", label, sample_findings("liver", label, rng), rng, ctx.size)
+    _save_jpeg(_rgb(r.image), folder / "image" / f"{n}.jpg")
+    polygons = {"outline": mask_polygon(r.field), "liver": mask_polygon(r.regions["liver"])}
+    lesions = [m for m in r.masks if m.any()]
+    if lesions:
+        polygons["mass"] = mask_polygon(max(lesions, key=lambda m: int(m.sum())))
     for kind, points in polygons.items():
         _write_text(folder / "segmentation" / kind / f"{n}.json", json.dumps(points))
 
@@ -306,9 +355,9 @@ def _aul(root: Path, ctx: _Ctx) -> Path:
         k = ctx.per_class + 1
         _aul_image(root / "Benign", ctx, "Benign", k)
         _truncate(root / "Benign" / "image" / f"{k}.jpg")
-        rng = ctx.rng("aul", "orphan")
+        r = draw("liver", "malignant", {}, ctx.rng("aul", "orphan"), ctx.size)
         _write_text(root / "Malignant" / "segmentation" / "mass" / f"{k}.json",
-                    json.dumps(_polygon(40, 40, 10, 10, rng)))
+                    json.dumps(mask_polygon(r.masks[0])))
         _aul_image(root / "Cyst", ctx, "Benign", 1)
         _write_text(root / "Benign" / "image" / "notes.txt", "scanned on site B\n")
     return root
@@ -344,6 +393,15 @@ def _flag(findings: dict[str, str | None], key: str, yes: tuple[str, ...]) -> st
     return "1" if findings.get(key) in yes else "0"
 
 
+def _pocus_findings(label: str, rng: np.random.Generator) -> dict[str, str | None]:
+    """Findings for a clip, limited to what the CSV's 0/1 columns can say: the dataset's
+    ``B-lines`` flag reads as ``multiple`` B-lines, so a clip shows several or none."""
+    findings = sample_findings("lung", label, rng)
+    if findings.get("lung_b_lines") == "few":
+        findings["lung_b_lines"] = "multiple"
+    return findings
+
+
 def _pocus_row(name: str, location: str, raw_label: str, probe: str, patient: str,
                findings: dict[str, str | None], rng: np.random.Generator, frames: int,
                size: tuple[int, int]) -> dict[str, str]:
@@ -360,7 +418,7 @@ def _pocus_row(name: str, location: str, raw_label: str, probe: str, patient: st
         "Patient ID / Name": patient,
         "Effusion": _flag(findings, "lung_effusion", ("present",)),
         "Consolidations": _flag(findings, "lung_consolidation", ("subpleural", "lobar")),
-        "B-lines": _flag(findings, "lung_b_lines", ("multiple", "confluent")),
+        "B-lines": _flag(findings, "lung_b_lines", ("few", "multiple", "confluent")),
         "A-lines": _flag(findings, "lung_a_lines", ("present",)),
         "Pleural line irregularities": _flag(findings, "lung_pleural_line",
                                              ("irregular", "thickened", "fragmented")),
@@ -392,22 +450,23 @@ def _pocus(root: Path, ctx: _Ctx) -> Path:
                     else f"{prefix}-{source}-{j + 1}")
             probe = "linear" if j % 3 == 1 else "convex"
             ext = ".gif" if j % 2 == 1 else ".mp4"
-            findings = sample_findings("lung", label, rng)
-            frames = render_clip("lung", label, findings, rng, n_frames=n_frames, size=size)
+            r = draw("lung", label, _pocus_findings(label, rng), rng, size, n_frames, masks=False)
             path = data / "pocus_videos" / probe / f"{name}{ext}"
-            (_save_gif if ext == ".gif" else _save_mp4)(frames, path)
+            (_save_gif if ext == ".gif" else _save_mp4)(r.frames, path)
             rows.append(_pocus_row(name, f"data/pocus_videos/{probe.capitalize()}", raw_label, probe,
-                                   "" if j % 5 == 4 else str(patient), findings, rng, n_frames, size))
+                                   "" if j % 5 == 4 else str(patient), dict(r.findings), rng,
+                                   n_frames, size))
     rows.append(_pocus_row("Cov-Butterfly-Consolidation_Example 4", "not used", "COVID-19", "convex",
                            "", {}, ctx.rng("pocus", "unused"), n_frames, size))
     if ctx.broken:
         rng = ctx.rng("pocus", "broken")
-        frames = render_clip("lung", "covid", {}, rng, n_frames=3, size=size)
+        r = draw("lung", "covid", _pocus_findings("covid", rng), rng, size, 3, masks=False)
+        frames = r.frames
         broken = data / "pocus_videos" / "convex" / "Cov-Broken-1.mp4"
         _save_mp4(frames, broken)
         _truncate(broken)
         rows.append(_pocus_row("Cov-Broken-1", "data/pocus_videos/Convex", "COVID-19", "convex", "999",
-                               {}, rng, 3, size))
+                               dict(r.findings), rng, 3, size))
         _save_mp4(frames, data / "pocus_videos" / "linear" / "Xyz-Unknown-1.mp4")
         _write_text(data / "pocus_videos" / "convex" / "README.txt", "videos from the POCUS atlas\n")
     data.mkdir(parents=True, exist_ok=True)
@@ -432,12 +491,25 @@ def _report_corpus(root: Path, ctx: _Ctx) -> Path:
             for j in range(ctx.per_class):
                 uid += 1
                 rng = ctx.rng("report_corpus", uid)
-                findings = sample_findings(organ, label, rng)
+                sampled = sample_findings(organ, label, rng)
                 paths = []
+                drawn: Rendered | None = None
                 for k in range(2 if j % 3 == 1 else 1):
                     rel = f"{organ}/{uid}/{k}.png"
-                    _save_png(Image.fromarray(render(organ, label, findings, rng, ctx.size), "L"), root / rel)
+                    # Every image of a study shows what the first one drew.
+                    r = draw(organ, label if drawn is None else drawn.label,
+                             sampled if drawn is None else dict(drawn.findings), rng, ctx.size,
+                             masks=False)
+                    drawn = drawn or r
+                    _save_png(Image.fromarray(r.image, "L"), root / rel)
                     paths.append(rel)
+                assert drawn is not None
+                findings: dict[str, str | None] = dict(drawn.findings)
+                category = _CATEGORY_TAG.get(organ, ("", ""))[0]
+                if category and sampled.get(category):
+                    findings[category] = sampled[category]
+                if organ == "thyroid" and label != "normal":
+                    findings["tirads_category"] = kwak_tirads(findings, label)
                 labels = [label]
                 if organ in _CATEGORY_TAG and findings.get(_CATEGORY_TAG[organ][0]):
                     labels.append(f"{_CATEGORY_TAG[organ][1]} {findings[_CATEGORY_TAG[organ][0]]}")

@@ -133,6 +133,30 @@ def sample_findings(organ: str, label: str | None, rng: np.random.Generator) -> 
     return findings
 
 
+_KWAK_SUSPICIOUS = (
+    ("tirads_composition", ("solid",)),
+    ("tirads_echogenicity", ("hypoechoic", "very_hypoechoic")),
+    ("tirads_margin", ("lobulated", "irregular", "extrathyroidal_extension")),
+    ("tirads_foci", ("punctate",)),
+    ("tirads_shape", ("taller_than_wide",)),
+)
+
+
+def kwak_tirads(findings: dict[str, str | None], label: str) -> str:
+    """Kwak TI-RADS category (``2`` .. ``5``) for a nodule's findings.
+
+    Counts Kwak's suspicious features (solid, hypoechoic or markedly
+    hypoechoic, lobulated or irregular margins, microcalcifications,
+    taller-than-wide): none gives 3 (2 for a cystic or spongiform nodule), one
+    4a, two 4b, three or four 4c, five 5. A ``benign`` label stays at 2 or 3 and
+    a ``malignant`` one at 4a or above, as the DDTI labels follow the category.
+    """
+    n = sum(findings.get(key) in values for key, values in _KWAK_SUSPICIOUS)
+    if label != "malignant":
+        return "2" if findings.get("tirads_composition") in ("cystic", "spongiform") else "3"
+    return {0: "4a", 1: "4a", 2: "4b", 3: "4c", 4: "4c"}.get(n, "5")
+
+
 @dataclass
 class SyntheticReport:
     """A report's text, the PHI strings it carries, and the eponyms that must stay."""
