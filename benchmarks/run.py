@@ -99,14 +99,18 @@ def grey_folder(root: Path, n: int, size: tuple[int, int], seed: int = 0) -> Pat
 
 
 def peak_rss_mb(recipe_path: Path, data_root: Path, out: Path) -> float:
-    """Peak RSS (MiB) of a one-worker build run in a fresh interpreter."""
+    """Peak RSS (MiB) of a one-worker build run in a fresh interpreter.
+
+    Read from VmHWM: ``ru_maxrss`` survives exec and would report the parent's peak.
+    """
     code = (
         "import resource, sys\n"
         "from echocaptions.pipeline import build\n"
         "from echocaptions.recipe import load_recipe\n"
         "r = load_recipe(sys.argv[1], data_root=sys.argv[2], out=sys.argv[3])\n"
         "build(r, workers=1, quiet=True)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print(int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(recipe_path), str(data_root), str(out)],

@@ -545,6 +545,17 @@ _WRITERS: dict[str, Callable[[Path, _Ctx], Path]] = {
 }
 
 
+def register_layout(
+    layout: str, folder: str, organs: tuple[str, ...], writer: Callable[[Path, _Ctx], Path]
+) -> None:
+    """Add a phantom writer for one public layout (modules ``synth/layout_*.py`` call this)."""
+    if layout in _WRITERS and _WRITERS[layout] is not writer:
+        raise ValueError(f"phantom layout {layout!r} registered twice")
+    LAYOUT_FOLDERS[layout] = folder
+    LAYOUT_ORGANS[layout] = organs
+    _WRITERS[layout] = writer
+
+
 def _fresh(folder: Path, out: Path) -> None:
     """Clear a layout folder left by an earlier phantom; refuse to touch anything else."""
     if not folder.exists():
@@ -565,11 +576,17 @@ def make_phantom(
     seed: int = 0,
     size: tuple[int, int] = (256, 320),
     broken: bool = False,
+    layouts: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Write phantom sources under ``out``; return ``{layout name: source root}``.
 
-    Only layouts that cover one of ``organs`` (default: all) are written.
+    Only layouts that cover one of ``organs`` (default: all) and are named in
+    ``layouts`` (default: all registered) are written.
     """
+    if layouts is not None:
+        unknown_layouts = sorted(set(layouts) - set(_WRITERS))
+        if unknown_layouts:
+            raise ValueError(f"unknown phantom layouts {unknown_layouts}; choose from {sorted(_WRITERS)}")
     chosen = tuple(organs) if organs else ORGANS
     unknown = [o for o in chosen if o not in ORGANS]
     if unknown:
@@ -583,6 +600,8 @@ def make_phantom(
     roots: dict[str, Path] = {}
     for layout, writer in _WRITERS.items():
         if not set(LAYOUT_ORGANS[layout]) & set(chosen):
+            continue
+        if layouts is not None and layout not in layouts:
             continue
         folder = out / LAYOUT_FOLDERS[layout]
         _fresh(folder, out)
