@@ -63,6 +63,8 @@ def build(
     splits = ", ".join(f"{k} {v}" for k, v in stats["splits"].items())
     typer.echo(f"built {stats['rows']} rows ({splits}) in {result.out}")
     typer.echo(f"captions by source: {json.dumps(stats['caption_sources'])}")
+    for name in stats["empty_sources"]:
+        typer.secho(f"warning: source {name!r} gave no items", fg=typer.colors.YELLOW, err=True)
     if stats["rejected"]:
         typer.echo(f"rejected {stats['rejected']} of {stats['read']} items; reasons in {result.rejects_path}")
     else:

@@ -5,9 +5,10 @@
           ─► curation on small columns: groups, duplicates, splits
           ─► captions by policy ─► Parquet shards + card + stats + rejects
 
-Everything the build reads ends as a row or as a line in ``rejects.jsonl``.
-Work in progress lives in ``OUT/.work``; finished shards there are skipped
-on a rerun, so an interrupted build resumes where it stopped.
+Everything the build reads ends as a row or as a line in ``rejects.jsonl``;
+the counts of each stage are checked against the next, per source. Work in
+progress lives in ``OUT/.work``; finished shards there are skipped on a rerun,
+so an interrupted build resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import pyarrow.parquet as pq
 from echocaptions.captions.policy import CaptionPolicy
 from echocaptions.curation.splits import RowKey, assign_splits
 from echocaptions.executors import get_executor
-from echocaptions.imaging.stage import ImageOptions, ShardTask, is_done, run_shard
+from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
 from echocaptions.publish.card import render_card
-from echocaptions.publish.parquet import write_splits
+from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import Recipe
 from echocaptions.schema import Caption, Record, Reject, SourceItem, record_to_row
 from echocaptions.sources.base import Source, SourceError, get_source_class
+
+WORK = ".work"
 
 
 class BuildError(RuntimeError):
@@ -53,34 +56,77 @@ class BuildResult:
 ProgressFactory = Callable[[int, str], Any]
 
 
-def _null_progress(total: int, desc: str):
-    class _Bar:
-        def update(self, n: int = 1) -> None: ...
-        def close(self) -> None: ...
+class _NullBar:
+    def update(self, n: int = 1) -> None: ...
 
-    return _Bar()
+    def close(self) -> None: ...
 
 
 def tqdm_progress(quiet: bool) -> ProgressFactory:
     if quiet or os.environ.get("CI") or not sys.stderr.isatty():
-        return _null_progress
+        return lambda total, desc: _NullBar()
     from tqdm.auto import tqdm
 
     return lambda total, desc: tqdm(total=total, desc=desc, unit="shard", dynamic_ncols=True)
 
 
-# sources --------------------------------------------------------------------
-def open_sources(recipe: Recipe) -> list[Source]:
-    """Instantiate and check every source before any work (synthesising the demo phantom)."""
+# preparation: everything that can fail does so before any work ---------------
+@dataclass
+class Prepared:
+    sources: list[Source]
+    policy: CaptionPolicy
+    executor: Any
+    out: Path
+
+
+def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
+    """Check sources, output folder, captions and executor; synthesise the demo phantom."""
     if recipe.synth is not None:
         ensure_phantom(recipe)
-    sources = []
-    for spec in recipe.sources:
-        cls = get_source_class(spec.layout)
-        source = cls(spec.name, recipe.source_root(spec), spec.options, role=spec.role)
-        source.check()
-        sources.append(source)
-    return sources
+    errors: list[str] = []
+    sources: list[Source] = []
+    for i, spec in enumerate(recipe.sources):
+        where = f"sources[{i}] ({spec.name})"
+        try:
+            cls = get_source_class(spec.layout)
+            source = cls(spec.name, recipe.source_root(spec), spec.options, role=spec.role)
+            bad_organs = sorted(set(spec.organs or ()) - set(cls.organs))
+            if bad_organs:
+                raise SourceError(
+                    f"organs {bad_organs} never occur in layout {spec.layout!r}; it holds {list(cls.organs)}"
+                )
+            source.check()
+            sources.append(source)
+        except SourceError as exc:
+            errors.append(f"{where}: {exc}\n    (or point at it: --source {spec.name}=PATH)")
+    if errors:
+        raise BuildError("\n".join(errors))
+    out = recipe.out_dir()
+    _check_output_folder(out, [s.root for s in sources] + [recipe.resolved_data_root()])
+    try:
+        policy = CaptionPolicy(
+            recipe.captions.policy,
+            seed=recipe.seed,
+            keep_reports=recipe.keep_reports,
+            template_dir=Path(recipe.captions.template_dir) if recipe.captions.template_dir else None,
+        )
+        runner = get_executor(executor, workers)
+    except (ValueError, OSError) as exc:
+        raise BuildError(str(exc)) from exc
+    return Prepared(sources=sources, policy=policy, executor=runner, out=out)
+
+
+def _check_output_folder(out: Path, inputs: list[Path]) -> None:
+    for root in inputs:
+        root = root.resolve()
+        if out == root or out in root.parents or root in out.parents:
+            raise BuildError(
+                f"output folder {out} overlaps the input {root}; choose an output folder outside the data"
+            )
+    if out.is_dir() and any(out.iterdir()) and not ((out / "stats.json").is_file() or (out / WORK).is_dir()):
+        raise BuildError(
+            f"output folder {out} is not empty and holds no earlier build; choose an empty or new folder"
+        )
 
 
 def ensure_phantom(recipe: Recipe) -> None:
@@ -93,22 +139,24 @@ def ensure_phantom(recipe: Recipe) -> None:
     make_phantom(root, organs=spec.organs, per_class=spec.per_class, seed=spec.seed, size=tuple(spec.size))
 
 
-def iter_source_items(recipe: Recipe, sources: list[Source], counters: Counter) -> Iterator[SourceItem | Reject]:
+# enumerate ------------------------------------------------------------------
+def iter_source_items(recipe: Recipe, sources: list[Source], counts: dict[str, Counter]) -> Iterator[SourceItem | Reject]:
     for spec, source in zip(recipe.sources, sources, strict=True):
-        taken = 0
+        count = counts[spec.name]
         for entry in source.items():
-            if isinstance(entry, SourceItem):
-                if spec.organs and entry.organ not in spec.organs:
-                    counters[f"{spec.name}:not_selected"] += 1
-                    continue
-                if spec.limit is not None and taken >= spec.limit:
-                    counters[f"{spec.name}:over_limit"] += 1
-                    continue
-                taken += 1
+            if isinstance(entry, Reject):
+                count["enumerate_rejected"] += 1
+            elif spec.organs and entry.organ not in spec.organs:
+                count["not_selected"] += 1
+                continue
+            elif spec.limit is not None and count["listed"] >= spec.limit:
+                count["over_limit"] += 1
+                continue
+            else:
+                count["listed"] += 1
             yield entry
 
 
-# enumerate ------------------------------------------------------------------
 def write_item_shards(
     items: Iterator[SourceItem | Reject], work: Path, shard_items: int
 ) -> tuple[list[Path], list[Reject]]:
@@ -146,22 +194,20 @@ def write_item_shards(
 def shard_tasks(work: Path, item_paths: list[Path], options: ImageOptions) -> list[ShardTask]:
     staged = work / "staged"
     staged.mkdir(parents=True, exist_ok=True)
-    tasks = []
-    for i, path in enumerate(item_paths):
-        stem = f"{i:05d}"
-        tasks.append(
-            ShardTask(
-                index=i,
-                items_path=str(path),
-                staged_path=str(staged / f"{stem}.parquet"),
-                rejects_path=str(staged / f"{stem}.rejects.jsonl"),
-                done_path=str(staged / f"{stem}.done"),
-                options=options,
-            )
+    tasks = [
+        ShardTask(
+            index=i,
+            items_path=str(path),
+            staged_path=str(staged / f"{i:05d}.parquet"),
+            rejects_path=str(staged / f"{i:05d}.rejects.jsonl"),
+            done_path=str(staged / f"{i:05d}.done"),
+            options=options,
         )
+        for i, path in enumerate(item_paths)
+    ]
     keep = {f"{t.index:05d}" for t in tasks}
     for stale in staged.iterdir():
-        if stale.name.split(".")[0] not in keep:
+        if stale.name.lstrip(".").split(".")[0] not in keep:
             stale.unlink()
     return tasks
 
@@ -177,17 +223,14 @@ def build(
     progress: ProgressFactory | None = None,
 ) -> BuildResult:
     progress = progress or tqdm_progress(quiet)
-    try:
-        sources = open_sources(recipe)
-    except SourceError as exc:
-        raise BuildError(str(exc)) from exc
-    out = recipe.out_dir()
-    work = out / ".work"
+    prepared = prepare(recipe, executor, workers)
+    out = prepared.out
+    work = out / WORK
     work.mkdir(parents=True, exist_ok=True)
 
-    counters: Counter = Counter()
+    counts: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
     item_paths, rejects = write_item_shards(
-        iter_source_items(recipe, sources, counters), work, recipe.output.shard_items
+        iter_source_items(recipe, prepared.sources, counts), work, recipe.output.shard_items
     )
     options = ImageOptions(
         max_side=recipe.image.max_side,
@@ -196,96 +239,85 @@ def build(
         max_frames=recipe.video.max_frames,
     )
     tasks = shard_tasks(work, item_paths, options)
-    todo = [t for t in tasks if not is_done(t)]
-    image_stats: Counter = Counter()
+    shard_stats: dict[int, dict[str, Any]] = {}
+    todo = []
+    for task in tasks:
+        finished = done_stats(task)
+        if finished is None:
+            todo.append(task)
+        else:
+            shard_stats[task.index] = finished
     bar = progress(len(tasks), "images")
     bar.update(len(tasks) - len(todo))
     try:
-        for _task, shard_stats in get_executor(executor, workers).map_unordered(run_shard, todo):
-            image_stats.update(shard_stats)
+        for task, stats_of_shard in prepared.executor.map_unordered(run_shard, todo):
+            shard_stats[task.index] = stats_of_shard
             bar.update(1)
     finally:
         bar.close()
-
+    for per_source in shard_stats.values():
+        for source, c in per_source.items():
+            counts[source].update({f"decode_{k}": v for k, v in c.items()})
     for task in tasks:
-        rejects.extend(
-            Reject(**json.loads(line))
-            for line in Path(task.rejects_path).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        )
+        text = Path(task.rejects_path).read_text(encoding="utf-8")
+        rejects.extend(Reject(**json.loads(line)) for line in text.splitlines() if line.strip())
 
     keys = list(_row_keys(tasks))
+    repeats = _repeated_ids(keys)
     splits = assign_splits(
-        keys,
+        [k for pos, k in enumerate(keys) if pos not in repeats],
         {"train": recipe.splits.train, "validation": recipe.splits.validation, "test": recipe.splits.test},
         seed=recipe.seed,
         respect_official=recipe.splits.respect_official,
     )
-    source_of = {k.id: (k.source, k.dataset) for k in keys}
-    for row_id, reason in sorted(splits.dropped.items()):
-        source, _ = source_of[row_id]
-        rejects.append(Reject(source=source, path=row_id, reason=reason, stage="curation"))
+    dropped = dict(repeats)
+    for pos, key in enumerate(keys):
+        if pos not in repeats and key.id in splits.dropped:
+            dropped[pos] = splits.dropped[key.id]
+    for pos, reason in sorted(dropped.items()):
+        key = keys[pos]
+        rejects.append(Reject(key.source, key.where.split(":", 1)[1], reason, stage="curation"))
+        counts[key.source]["curation_rejected"] += 1
+    keep_positions = set(range(len(keys))) - set(dropped)
     del keys
 
-    policy = CaptionPolicy(
-        recipe.captions.policy,
-        seed=recipe.seed,
-        keep_reports=recipe.keep_reports,
-        template_dir=Path(recipe.captions.template_dir) if recipe.captions.template_dir else None,
-    )
-    counts = Counter(splits.split_of.values())
-    stats = _new_stats(recipe, sources, counters)
+    split_counts = Counter(splits.split_of.values())
+    if not split_counts:
+        _write_text(out / "rejects.jsonl", _jsonl(sorted(rejects, key=_reject_order)))
+        raise BuildError(
+            f"no row survived: all {len(rejects)} items were rejected; reasons in {out / 'rejects.jsonl'}"
+        )
+    stats = _new_stats(recipe, prepared.sources)
     tmp_data = work / "data.tmp"
     if tmp_data.exists():
         shutil.rmtree(tmp_data)
     written = write_splits(
         tmp_data,
-        _published_rows(tasks, splits.split_of, policy, recipe.keep_reports, stats),
-        dict(counts),
+        _published_rows(tasks, keep_positions, splits.split_of, prepared.policy, recipe.keep_reports, stats),
+        dict(split_counts),
         recipe.output.rows_per_shard,
     )
-    data_dir = out / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    os.replace(tmp_data, data_dir)
-    split_files = {s: [f"data/{p.name}" for p in w.paths] for s, w in written.items()}
+    for source, c in counts.items():
+        c["kept"] = stats["sources"][source]["kept"]
+    _check_accounting(counts)
 
-    rejects.sort(key=lambda r: (r.source, r.path, r.stage, r.reason))
-    for r in rejects:
-        stats["sources"][r.source]["rejected"] += 1
-        stats["reject_reasons"][r.reason.split(":")[0]] += 1
-    for s in stats["sources"].values():
-        s["read"] = s["kept"] + s["rejected"]
-    stats["rows"] = sum(counts.values())
-    stats["rejected"] = len(rejects)
-    stats["read"] = stats["rows"] + stats["rejected"]
-    stats["splits"] = dict(sorted(counts.items()))
-    stats["split_bytes"] = {s: w.nbytes for s, w in sorted(written.items())}
-    stats["split_download_bytes"] = {
-        s: sum(p.stat().st_size for p in (data_dir / Path(f).name for f in files))
-        for s, files in sorted(split_files.items())
-    }
-    stats["groups"] = splits.groups
-    stats["image_stage"] = {
-        "shards": len(tasks),
-        "shards_resumed": len(tasks) - len(todo),
-        "passthrough_png": image_stats.get("passthrough", 0),
-    }
-    _write_text(out / "rejects.jsonl", "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects))
+    rejects.sort(key=_reject_order)
+    split_files = {s: [f"data/{p.name}" for p in w.paths] for s, w in sorted(written.items())}
+    _finish_stats(stats, counts, rejects, split_counts, written, splits.groups, len(tasks), len(todo))
     stats = _plain(stats)
-    _write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    _write_text(out / "README.md", render_card(recipe, stats, split_files))
+    _publish(out, tmp_data, recipe, stats, split_files, rejects)
     if not keep_work:
-        shutil.rmtree(work / "staged", ignore_errors=True)
-        shutil.rmtree(work / "items", ignore_errors=True)
+        for name in ("staged", "items"):
+            shutil.rmtree(work / name, ignore_errors=True)
     return BuildResult(out=out, stats=stats, split_files=split_files)
 
 
 def _row_keys(tasks: list[ShardTask]) -> Iterator[RowKey]:
     for task in tasks:
-        table = pq.read_table(task.staged_path, columns=["id", "sha256", "item"])
-        for row_id, sha, item_json in zip(
+        table = pq.read_table(task.staged_path, columns=["id", "frame", "sha256", "item"])
+        for row_id, frame, sha, item_json in zip(
             table.column("id").to_pylist(),
+            table.column("frame").to_pylist(),
             table.column("sha256").to_pylist(),
             table.column("item").to_pylist(),
             strict=True,
@@ -300,22 +332,37 @@ def _row_keys(tasks: list[ShardTask]) -> Iterator[RowKey]:
                 patient_id=item.get("patient_id"),
                 study_id=item.get("study_id"),
                 split_hint=item.get("split_hint"),
+                source_path=item["source_path"],
+                frame=frame,
             )
+
+
+def _repeated_ids(keys: list[RowKey]) -> dict[int, str]:
+    """Positions of rows whose id (dataset, path, frame) an earlier row already has, with why."""
+    first: dict[str, RowKey] = {}
+    repeats: dict[int, str] = {}
+    for pos, key in enumerate(keys):
+        seen = first.setdefault(key.id, key)
+        if seen is not key:
+            repeats[pos] = f"duplicate id: the same dataset, path and frame as {seen.where}"
+    return repeats
 
 
 def _published_rows(
     tasks: list[ShardTask],
+    keep_positions: set[int],
     split_of: dict[str, str],
     policy: CaptionPolicy,
     keep_reports: bool,
     stats: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
+    position = -1
     for task in tasks:
-        parquet = pq.ParquetFile(task.staged_path)
-        for batch in parquet.iter_batches(batch_size=64):
+        for batch in pq.ParquetFile(task.staged_path).iter_batches(batch_size=64):
             for row in batch.to_pylist():
+                position += 1
                 split = split_of.get(row["id"])
-                if split is None:
+                if split is None or position not in keep_positions:
                     continue
                 item = SourceItem.from_dict(json.loads(row["item"]))
                 caption, caption_source, captions, meta = policy.choose(row["id"], item)
@@ -346,6 +393,18 @@ def _published_rows(
                 yield record_to_row(record)
 
 
+def _check_accounting(counts: dict[str, Counter]) -> None:
+    """Each stage's input equals its rows plus rejects, per source (counted independently)."""
+    problems = []
+    for source, c in counts.items():
+        if c["listed"] != c["decode_items"] + c["decode_rejects"]:
+            problems.append(f"{source}: listed {c['listed']} != decoded {c['decode_items']} + rejected {c['decode_rejects']}")
+        if c["decode_rows"] != c["kept"] + c["curation_rejected"]:
+            problems.append(f"{source}: staged rows {c['decode_rows']} != kept {c['kept']} + rejected {c['curation_rejected']}")
+    if problems:
+        raise BuildError("item accounting failed (a bug; please report it): " + "; ".join(problems))
+
+
 def _count(stats: dict[str, Any], item: SourceItem, record: Record, captions: list[Caption]) -> None:
     stats["sources"][item.source]["kept"] += 1
     stats["datasets"][item.dataset] += 1
@@ -357,23 +416,14 @@ def _count(stats: dict[str, Any], item: SourceItem, record: Record, captions: li
     stats["by_split"][record.split][item.source] += 1
 
 
-def _new_stats(recipe: Recipe, sources: list[Source], counters: Counter) -> dict[str, Any]:
-    per_source = {
-        spec.name: {
-            "layout": spec.layout,
-            "role": spec.role,
-            "license": src.license,
-            "kept": 0,
-            "rejected": 0,
-            "not_selected": counters.get(f"{spec.name}:not_selected", 0),
-            "over_limit": counters.get(f"{spec.name}:over_limit", 0),
-        }
-        for spec, src in zip(recipe.sources, sources, strict=True)
-    }
+def _new_stats(recipe: Recipe, sources: list[Source]) -> dict[str, Any]:
     return {
         "recipe": recipe.name,
         "seed": recipe.seed,
-        "sources": per_source,
+        "sources": {
+            spec.name: {"layout": spec.layout, "role": spec.role, "license": src.license, "kept": 0}
+            for spec, src in zip(recipe.sources, sources, strict=True)
+        },
         "datasets": Counter(),
         "organs": Counter(),
         "labels": Counter(),
@@ -384,15 +434,92 @@ def _new_stats(recipe: Recipe, sources: list[Source], counters: Counter) -> dict
     }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _finish_stats(
+    stats: dict[str, Any],
+    counts: dict[str, Counter],
+    rejects: list[Reject],
+    split_counts: Counter,
+    written: dict[str, Any],
+    groups: int,
+    shards: int,
+    shards_run: int,
+) -> None:
+    for source, c in counts.items():
+        extra_frames = c["decode_rows"] - c["decode_items"]
+        stats["sources"][source].update(
+            {
+                "listed": c["listed"] + c["enumerate_rejected"],
+                "frames_from_multi_frame_items": extra_frames,
+                "read": c["listed"] + c["enumerate_rejected"] + extra_frames,
+                "rejected": c["enumerate_rejected"] + c["decode_rejects"] + c["curation_rejected"],
+                "not_selected": c["not_selected"],
+                "over_limit": c["over_limit"],
+            }
+        )
+    for r in rejects:
+        stats["reject_reasons"][r.reason.split(":")[0]] += 1
+    stats["rows"] = sum(split_counts.values())
+    stats["rejected"] = len(rejects)
+    stats["read"] = sum(s["read"] for s in stats["sources"].values())
+    stats["empty_sources"] = sorted(name for name, s in stats["sources"].items() if s["read"] == 0)
+    stats["splits"] = dict(sorted(split_counts.items()))
+    stats["split_bytes"] = {s: w.nbytes for s, w in sorted(written.items())}
+    stats["split_download_bytes"] = {
+        s: sum(p.stat().st_size for p in w.paths) for s, w in sorted(written.items())
+    }
+    stats["groups"] = groups
+    stats["image_stage"] = {
+        "shards": shards,
+        "shards_resumed": shards - shards_run,
+        "passthrough_png": sum(c["decode_passthrough"] for c in counts.values()),
+    }
+
+
+def _publish(
+    out: Path,
+    tmp_data: Path,
+    recipe: Recipe,
+    stats: dict[str, Any],
+    split_files: dict[str, list[str]],
+    rejects: list[Reject],
+) -> None:
+    """Write card, stats and rejects beside the new shards, then swap everything in."""
+    staged = {
+        "rejects.jsonl": _jsonl(rejects),
+        "stats.json": json.dumps(stats, indent=2, sort_keys=True) + "\n",
+        "README.md": render_card(recipe, stats, split_files),
+    }
+    for name, text in staged.items():
+        (out / WORK / f"{name}.tmp").write_text(text, encoding="utf-8")
+    data_dir = out / "data"
+    data_dir.mkdir(exist_ok=True)
+    for old in data_dir.iterdir():
+        if SHARD_RE.fullmatch(old.name):
+            old.unlink()
+    for new in sorted(tmp_data.iterdir()):
+        os.replace(new, data_dir / new.name)
+    tmp_data.rmdir()
+    for name in staged:
+        os.replace(out / WORK / f"{name}.tmp", out / name)
+
+
+def _reject_order(r: Reject) -> tuple[str, str, str, str]:
+    return (r.source, r.path, r.stage, r.reason)
+
+
+def _jsonl(rejects: list[Reject]) -> str:
+    return "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects)
 
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -41,7 +41,7 @@ class SourceSpec(_Strict):
 
 
 class CaptionSpec(_Strict):
-    policy: list[Literal["report", "template", "llm"]] = Field(
+    policy: list[Literal["report", "template"]] = Field(
         default_factory=lambda: ["report", "template"]
     )
     template_dir: str | None = None
@@ -144,7 +144,7 @@ def list_recipes() -> list[str]:
 def recipe_path(name_or_path: str | Path) -> Path:
     """A bundled recipe by name (``thyroid``) or a YAML file path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise RecipeError(f"recipe file {path} does not exist")
         return path
@@ -168,7 +168,9 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, origin: str) -> None
         if isinstance(node, list):
             node = _list_item(node, part, ".".join(parts[: i + 1]), origin)
             continue
-        if part not in node or node[part] is None:
+        if not isinstance(node, dict):
+            raise RecipeError(f"{origin}: --set {key}: {'.'.join(parts[:i])} is not a mapping")
+        if node.get(part) is None:
             node[part] = {}
         node = node[part]
     last = parts[-1]

@@ -44,8 +44,6 @@ class CaptionPolicy:
                     missing["report"] = "report has no usable sentence"
                 else:
                     found.append(cap)
-        if "llm" in self.policy:
-            missing["llm"] = "no llm block in the recipe"
         found.append(
             self.templates.caption(
                 record_id=record_id,

@@ -29,6 +29,14 @@ class RowKey:
     patient_id: str | None = None
     study_id: str | None = None
     split_hint: str | None = None
+    source_path: str = ""
+    frame: int | None = None
+
+    @property
+    def where(self) -> str:
+        """The row's file (and frame), for messages."""
+        frame = "" if self.frame is None else f" frame {self.frame}"
+        return f"{self.source}:{self.source_path}{frame}"
 
 
 @dataclass
@@ -102,14 +110,14 @@ def assign_splits(
                 split = max(hints, key=HINT_PRIORITY.__getitem__)
             else:
                 split = _draw(fractions, _unit(seed, root))
-        seen_sha: dict[str, str] = {}
+        seen_sha: dict[str, RowKey] = {}
         for r in group:
             if r.id in result.dropped:
                 continue
             if r.sha256 in seen_sha:
-                result.dropped[r.id] = f"duplicate: identical pixels to {seen_sha[r.sha256]}"
+                result.dropped[r.id] = f"duplicate: identical pixels to {seen_sha[r.sha256].where}"
                 continue
-            seen_sha[r.sha256] = r.id
+            seen_sha[r.sha256] = r
             result.split_of[r.id] = split
     return result
 

@@ -3,22 +3,29 @@
 Done shards are skipped before submission. At most ``2 * workers`` shards are
 in flight, so memory stays bounded whatever the number of shards. With one
 worker the shards run in this process (no pickling, no start-up cost).
+Workers ignore Ctrl-C (the parent stops the pool) and die with their parent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_PR_SET_PDEATHSIG = 1
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which stops the pool and keeps done shards."""
+def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LocalExecutor:
@@ -27,35 +34,29 @@ class LocalExecutor:
             raise ValueError("workers must be at least 1")
         self.workers = workers
 
-    def map_unordered(
-        self, fn: Callable[[T], Any], tasks: Iterable[T]
-    ) -> Iterator[tuple[T, Any]]:
+    def map_unordered(self, fn: Callable[[T], Any], tasks: Iterable[T]) -> Iterator[tuple[T, Any]]:
         """Yield ``(task, fn(task))`` as each finishes; exceptions propagate."""
         if self.workers == 1:
             for task in tasks:
                 yield task, fn(task)
             return
         ctx = multiprocessing.get_context("spawn")
-        limit = 2 * self.workers
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_ignore_sigint
-        )
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
         pending: dict[Future, T] = {}
         try:
             for task in tasks:
                 pending[pool.submit(fn, task)] = task
-                if len(pending) >= limit:
-                    yield from self._drain(pending, FIRST_COMPLETED)
+                if len(pending) >= 2 * self.workers:
+                    yield from self._next_done(pending)
             while pending:
-                yield from self._drain(pending, FIRST_COMPLETED)
+                yield from self._next_done(pending)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 
     @staticmethod
-    def _drain(pending: dict[Future, T], how: str) -> Iterator[tuple[T, Any]]:
-        done, _ = wait(list(pending), return_when=how)
+    def _next_done(pending: dict[Future, T]) -> Iterator[tuple[T, Any]]:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for future in done:
-            task = pending.pop(future)
-            yield task, future.result()
+            yield pending.pop(future), future.result()

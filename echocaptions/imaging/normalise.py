@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 PNG_COMPRESS_LEVEL = 6
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PLAIN_PNG = {b"IHDR", b"IDAT", b"IEND"}
 
 
 @dataclass
@@ -34,10 +35,14 @@ def to_8bit(img: Image.Image) -> Image.Image:
     if img.mode in ("L", "RGB"):
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
-        return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
+        if hi <= lo:
+            return Image.new("L", img.size, 0)
+        arr -= lo
+        arr *= 255.0 / (hi - lo)
+        arr += 0.5
+        return Image.fromarray(np.clip(arr, 0, 255, out=arr).astype(np.uint8), "L")
     if img.mode in ("LA", "1"):
         return img.convert("L")
     return img.convert("RGB")
@@ -79,19 +84,38 @@ def normalise(img: Image.Image, max_side: int | None, grayscale: str = "auto") -
     return Normalised(encode_png(out), out.width, out.height, pixel_sha256(out))
 
 
+def png_chunks(data: bytes) -> list[bytes]:
+    """Chunk types of a PNG file, in order (empty when it is not a PNG)."""
+    if not data.startswith(_PNG_MAGIC):
+        return []
+    chunks, pos = [], len(_PNG_MAGIC)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        chunks.append(kind)
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    return chunks
+
+
 def normalise_file(path: Path, max_side: int | None, grayscale: str = "auto") -> Normalised:
-    """Decode one still image file; pass 8-bit grayscale PNGs through untouched."""
+    """Decode one still image file; pass plain 8-bit grayscale PNGs through untouched.
+
+    Only a PNG made of nothing but IHDR, IDAT and IEND chunks is copied as is:
+    text, private or animation chunks could carry patient data or more frames.
+    """
     data = path.read_bytes()
-    img = Image.open(io.BytesIO(data))
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not a decodable image (corrupt, truncated or of an unknown format)") from None
     img.load()
     if (
-        data.startswith(_PNG_MAGIC)
-        and img.mode == "L"
+        img.mode == "L"
         and grayscale != "never"
         and (not max_side or max(img.size) <= max_side)
-        and not getattr(img, "text", None)
-        and "icc_profile" not in img.info
-        and "exif" not in img.info
+        and set(png_chunks(data)) == _PLAIN_PNG
     ):
         return Normalised(data, img.width, img.height, pixel_sha256(img), passthrough=True)
     return normalise(img, max_side, grayscale)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence
 
+from echocaptions.imaging.normalise import Normalised, normalise, normalise_file
+
 Image.MAX_IMAGE_PIXELS = 64_000_000
 
 
@@ -34,6 +36,10 @@ class Reader(ABC):
         """Frames of a multi-frame file at ``fps`` (at most ``max_frames``)."""
         yield 0, self.read(path)
 
+    def load(self, path: Path, frame: int | None, max_side: int | None, grayscale: str) -> Normalised:
+        """One frame, normalised to the published form."""
+        return normalise(self.read(path, frame), max_side, grayscale)
+
 
 class PillowReader(Reader):
     name = "pillow"
@@ -45,6 +51,11 @@ class PillowReader(Reader):
             img.seek(frame)
         img.load()
         return img
+
+    def load(self, path: Path, frame: int | None, max_side: int | None, grayscale: str) -> Normalised:
+        if frame:
+            return super().load(path, frame, max_side, grayscale)
+        return normalise_file(path, max_side, grayscale)
 
 
 class GifReader(Reader):

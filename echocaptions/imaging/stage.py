@@ -2,8 +2,9 @@
 
 This is the only heavy CPU work of a build and runs in worker processes. A
 shard's output is written to a temporary name, then renamed, then marked done
-with the hash of its input, so an interrupted build resumes without redoing
-finished shards and a changed input is never mistaken for a finished one.
+with a fingerprint of its input (the items, the size and mtime of each file,
+the image options), so an interrupted build resumes without redoing finished
+shards and a changed input is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Iterator
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
-from echocaptions.imaging.normalise import Normalised, normalise, normalise_file
-from echocaptions.imaging.readers import PillowReader, reader_for
+import echocaptions.sources  # noqa: F401  (adapters may register readers for their formats)
+from echocaptions.imaging.normalise import Normalised, normalise
+from echocaptions.imaging.readers import reader_for
 from echocaptions.schema import Reject, SourceItem, make_id
-
-_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 STAGED_SCHEMA = pa.schema(
     [
@@ -58,62 +61,70 @@ class ShardTask:
 
 
 def fingerprint(task: ShardTask) -> str:
-    """Hash of a shard's items and image options: what its staged output depends on."""
-    digest = hashlib.sha256(Path(task.items_path).read_bytes())
+    """Hash of what a shard's staged output depends on: items, their files, image options."""
+    text = Path(task.items_path).read_bytes()
+    digest = hashlib.sha256(text)
     digest.update(json.dumps(asdict(task.options), sort_keys=True).encode())
+    for line in text.splitlines():
+        path = json.loads(line)["path"]
+        try:
+            st = os.stat(path)
+            digest.update(f"{path}\x1f{st.st_size}\x1f{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\x1fmissing\n".encode())
     return digest.hexdigest()
 
 
-def is_done(task: ShardTask) -> bool:
+def done_stats(task: ShardTask) -> dict[str, Any] | None:
+    """The stats a finished shard recorded, or None when it must be (re)run."""
     done = Path(task.done_path)
     if not done.is_file() or not Path(task.staged_path).is_file():
-        return False
+        return None
     try:
         marker = json.loads(done.read_text())
     except (OSError, json.JSONDecodeError):
-        return False
-    return marker.get("fingerprint") == fingerprint(task)
+        return None
+    return marker["stats"] if marker.get("fingerprint") == fingerprint(task) else None
 
 
 def decode_item(item: SourceItem, options: ImageOptions) -> Iterator[tuple[int | None, Normalised]]:
     """Decoded, normalised frames of one item (several when a video is expanded)."""
     path = Path(item.path)
     reader = reader_for(path)
-    if item.expand:
-        produced = False
-        for index, img in reader.sample(path, options.fps, options.max_frames):
-            produced = True
-            yield index, normalise(img, options.max_side, options.grayscale)
-        if not produced:
-            raise ValueError("no frames could be decoded")
-    elif isinstance(reader, PillowReader) and not item.frame:
-        yield item.frame, normalise_file(path, options.max_side, options.grayscale)
-    else:
-        yield item.frame, normalise(reader.read(path, item.frame), options.max_side, options.grayscale)
+    if not item.expand:
+        yield item.frame, reader.load(path, item.frame, options.max_side, options.grayscale)
+        return
+    produced = False
+    for index, img in reader.sample(path, options.fps, options.max_frames):
+        produced = True
+        yield index, normalise(img, options.max_side, options.grayscale)
+    if not produced:
+        raise ValueError("no frames could be decoded")
 
 
-def run_shard(task: ShardTask) -> dict[str, int]:
-    """Decode every item of a shard; write staged rows, rejects and the done marker."""
+def run_shard(task: ShardTask) -> dict[str, Any]:
+    """Decode every item of a shard; write staged rows, rejects and the done marker.
+
+    Returns counts per source: ``items`` decoded into at least one row,
+    ``rows`` (frames included), ``rejects``, and ``passthrough`` PNGs.
+    """
     columns: dict[str, list] = {name: [] for name in STAGED_SCHEMA.names}
     rejects: list[Reject] = []
-    stats = {"items": 0, "rows": 0, "rejects": 0, "passthrough": 0, "videos": 0}
-    with open(task.items_path, encoding="utf-8") as fh:
+    counts: dict[str, Counter] = {}
+    with open(task.items_path, encoding="utf-8") as fh, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         for line in fh:
             item = SourceItem.from_dict(json.loads(line))
-            stats["items"] += 1
-            stats["videos"] += int(item.expand)
+            count = counts.setdefault(item.source, Counter())
             try:
                 frames = list(decode_item(item, task.options))
             except Exception as exc:  # any decoder failure is one reject, never a crash
-                rejects.append(
-                    Reject(
-                        source=item.source,
-                        path=item.source_path,
-                        reason=_reason(exc, item),
-                        stage="decode",
-                    )
-                )
+                text = str(exc).replace(item.path, item.source_path)
+                reason = f"unreadable image: {type(exc).__name__}: {text}"
+                rejects.append(Reject(item.source, item.source_path, reason, stage="decode"))
+                count["rejects"] += 1
                 continue
+            count["items"] += 1
             item_json = json.dumps(item.to_dict(), sort_keys=True, ensure_ascii=False)
             for frame, norm in frames:
                 columns["id"].append(make_id(item.dataset, item.source_path, frame))
@@ -124,28 +135,19 @@ def run_shard(task: ShardTask) -> dict[str, int]:
                 columns["sha256"].append(norm.sha256)
                 columns["passthrough"].append(norm.passthrough)
                 columns["item"].append(item_json)
-                stats["passthrough"] += int(norm.passthrough)
-    stats["rows"] = len(columns["id"])
-    stats["rejects"] = len(rejects)
+                count["rows"] += 1
+                count["passthrough"] += int(norm.passthrough)
     table = pa.Table.from_pydict(columns, schema=STAGED_SCHEMA)
     _atomic_write(Path(task.staged_path), lambda p: pq.write_table(table, p, compression="none"))
-    _atomic_write(
-        Path(task.rejects_path),
-        lambda p: Path(p).write_text(
-            "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects), encoding="utf-8"
-        ),
-    )
-    marker = {"fingerprint": fingerprint(task), **stats}
-    _atomic_write(Path(task.done_path), lambda p: Path(p).write_text(json.dumps(marker, sort_keys=True)))
+    lines = "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects)
+    _atomic_write(Path(task.rejects_path), lambda p: Path(p).write_text(lines, encoding="utf-8"))
+    stats = {source: dict(c) for source, c in sorted(counts.items())}
+    marker = json.dumps({"fingerprint": fingerprint(task), "stats": stats}, sort_keys=True)
+    _atomic_write(Path(task.done_path), lambda p: Path(p).write_text(marker))
     return stats
 
 
-def _reason(exc: Exception, item: SourceItem) -> str:
-    text = _OBJECT_REPR.sub("file", str(exc)).replace(item.path, item.source_path)
-    return f"unreadable image: {type(exc).__name__}: {text}"
-
-
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(str(tmp))
     os.replace(tmp, path)

@@ -22,17 +22,20 @@ class PublishPlan:
 
 
 def check_build(folder: Path) -> PublishPlan:
-    """The card parses, its data_files patterns match shards, and stats agree with them."""
+    """The card parses, its data_files match shards, and their row counts match stats.json."""
+    import pyarrow.parquet as pq
     from huggingface_hub import DatasetCard
 
     card_path = folder / "README.md"
-    if not card_path.is_file():
-        raise PublishError(f"{folder}: no README.md dataset card; run `echocaptions build` first")
+    stats_path = folder / "stats.json"
+    for needed in (card_path, stats_path):
+        if not needed.is_file():
+            raise PublishError(f"{folder}: no {needed.name}; run `echocaptions build` into this folder first")
     card = DatasetCard.load(card_path)
     configs = card.data.to_dict().get("configs") or []
-    if not configs:
-        raise PublishError(f"{card_path}: the YAML header declares no configs")
-    stats = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+    if not configs or not all(c.get("data_files") for c in configs):
+        raise PublishError(f"{card_path}: the YAML header declares no configs with data_files")
+    stats = json.loads(stats_path.read_text(encoding="utf-8"))
     splits: dict[str, int] = {}
     for config in configs:
         for entry in config["data_files"]:
@@ -42,7 +45,14 @@ def check_build(folder: Path) -> PublishPlan:
                     f"{card_path}: config {config['config_name']!r} split {entry['split']!r}: "
                     f"pattern {entry['path']!r} matches no file"
                 )
-            splits[entry["split"]] = stats["splits"].get(entry["split"], 0)
+            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in matched)
+            expected = stats["splits"].get(entry["split"])
+            if rows != expected:
+                raise PublishError(
+                    f"{folder}: split {entry['split']!r} has {rows} rows in its shards but "
+                    f"stats.json says {expected}; rebuild the folder"
+                )
+            splits[entry["split"]] = rows
     files = sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")

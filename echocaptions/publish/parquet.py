@@ -9,6 +9,7 @@ and readers can page through images.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from echocaptions.schema import arrow_schema
 
 ROW_GROUP_ROWS = 100
+SHARD_RE = re.compile(r"\w+-\d{5}-of-\d{5}\.parquet")
 
 
 def shard_name(split: str, index: int, total: int) -> str:
@@ -53,6 +55,8 @@ class SplitWriter:
         self.folder = folder
         self.split = split
         self.rows_per_shard = rows_per_shard
+        self.total_rows = total_rows
+        self.rows_written = 0
         self.total_shards = shard_count(total_rows, rows_per_shard)
         self.schema = arrow_schema()
         self.compression = _compression(self.schema)
@@ -83,6 +87,7 @@ class SplitWriter:
     def write(self, row: dict[str, Any]) -> None:
         self.buffer.append(row)
         self.rows_in_shard += 1
+        self.rows_written += 1
         if len(self.buffer) >= ROW_GROUP_ROWS:
             self._flush()
         if self.rows_in_shard >= self.rows_per_shard:
@@ -98,6 +103,8 @@ class SplitWriter:
 
     def close(self) -> list[Path]:
         self._close_shard()
+        if self.rows_written != self.total_rows:
+            raise RuntimeError(f"split {self.split}: wrote {self.rows_written} rows, expected {self.total_rows}")
         if self.shard_index != self.total_shards:
             raise RuntimeError(
                 f"split {self.split}: wrote {self.shard_index} shards, expected {self.total_shards}"

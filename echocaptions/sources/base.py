@@ -74,6 +74,12 @@ class Source(ABC):
             if isinstance(item, Reject):
                 yield item
                 continue
+            try:
+                item.path.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = item.source_path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                yield self.reject(shown, "file name is not valid UTF-8; rename the file")
+                continue
             item.role = self.role
             if item.license is None:
                 item.license = self.license
