@@ -23,16 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from echocaptions.captions.policy import CaptionPolicy
+from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
+from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
 from echocaptions.executors import get_executor
 from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import Recipe
-from echocaptions.schema import Caption, Record, Reject, SourceItem, record_to_row
+from echocaptions.schema import Caption, Record, Reject, SourceItem, phash_hex, record_to_row
 from echocaptions.sources.base import Source, SourceError, get_source_class
 
 WORK = ".work"
@@ -136,7 +139,14 @@ def ensure_phantom(recipe: Recipe) -> None:
     from echocaptions.synth import make_phantom
 
     spec = recipe.synth
-    make_phantom(root, organs=spec.organs, per_class=spec.per_class, seed=spec.seed, size=tuple(spec.size))
+    make_phantom(
+        root,
+        organs=spec.organs,
+        per_class=spec.per_class,
+        seed=spec.seed,
+        size=tuple(spec.size),
+        layouts=sorted({s.layout for s in recipe.sources}),
+    )
 
 
 # enumerate ------------------------------------------------------------------
@@ -262,24 +272,37 @@ def build(
         text = Path(task.rejects_path).read_text(encoding="utf-8")
         rejects.extend(Reject(**json.loads(line)) for line in text.splitlines() if line.strip())
 
-    keys = list(_row_keys(tasks))
-    repeats = _repeated_ids(keys)
+    candidates = list(_candidates(tasks))
+    repeats = _repeated_ids([c.key for c in candidates])
+    dropped: dict[int, str] = dict(repeats)
+    unique = [c for pos, c in enumerate(candidates) if pos not in repeats]
+    dedup = DedupResult(kept=[c.key for c in unique])
+    if recipe.dedup.enabled:
+        dedup = remove_near_duplicates(
+            unique, recipe.dedup.max_hamming, recipe.dedup.keep, recipe.dedup.keep_label_conflicts
+        )
     splits = assign_splits(
-        [k for pos, k in enumerate(keys) if pos not in repeats],
+        dedup.kept,
         {"train": recipe.splits.train, "validation": recipe.splits.validation, "test": recipe.splits.test},
         seed=recipe.seed,
         respect_official=recipe.splits.respect_official,
     )
-    dropped = dict(repeats)
-    for pos, key in enumerate(keys):
-        if pos not in repeats and key.id in splits.dropped:
-            dropped[pos] = splits.dropped[key.id]
+    for pos, c in enumerate(candidates):
+        if pos not in repeats:
+            reason = dedup.dropped.get(c.key.id) or splits.dropped.get(c.key.id)
+            if reason:
+                dropped[pos] = reason
     for pos, reason in sorted(dropped.items()):
-        key = keys[pos]
+        key = candidates[pos].key
         rejects.append(Reject(key.source, key.where.split(":", 1)[1], reason, stage="curation"))
         counts[key.source]["curation_rejected"] += 1
-    keep_positions = set(range(len(keys))) - set(dropped)
-    del keys
+    keep_positions = set(range(len(candidates))) - set(dropped)
+    leakage = leakage_check(
+        [c for pos, c in enumerate(candidates) if pos in keep_positions],
+        splits.split_of,
+        recipe.dedup.max_hamming,
+    )
+    del candidates, unique
 
     split_counts = Counter(splits.split_of.values())
     if not split_counts:
@@ -304,6 +327,8 @@ def build(
     rejects.sort(key=_reject_order)
     split_files = {s: [f"data/{p.name}" for p in w.paths] for s, w in sorted(written.items())}
     _finish_stats(stats, counts, rejects, split_counts, written, splits.groups, len(tasks), len(todo))
+    stats["leakage"] = leakage
+    stats["near_duplicates"] = {"clusters": dedup.clusters, "label_conflicts": dedup.label_conflicts}
     stats = _plain(stats)
     _publish(out, tmp_data, recipe, stats, split_files, rejects)
     if not keep_work:
@@ -312,18 +337,14 @@ def build(
     return BuildResult(out=out, stats=stats, split_files=split_files)
 
 
-def _row_keys(tasks: list[ShardTask]) -> Iterator[RowKey]:
+def _candidates(tasks: list[ShardTask]) -> Iterator[Candidate]:
+    """The small columns of every staged row, in staged order."""
+    columns = ["id", "frame", "width", "height", "sha256", "phash", "item"]
     for task in tasks:
-        table = pq.read_table(task.staged_path, columns=["id", "frame", "sha256", "item"])
-        for row_id, frame, sha, item_json in zip(
-            table.column("id").to_pylist(),
-            table.column("frame").to_pylist(),
-            table.column("sha256").to_pylist(),
-            table.column("item").to_pylist(),
-            strict=True,
-        ):
+        table = pq.read_table(task.staged_path, columns=columns).to_pydict()
+        for row_id, frame, width, height, sha, phash, item_json in zip(*table.values(), strict=True):
             item = json.loads(item_json)
-            yield RowKey(
+            key = RowKey(
                 id=row_id,
                 source=item["source"],
                 dataset=item["dataset"],
@@ -334,7 +355,31 @@ def _row_keys(tasks: list[ShardTask]) -> Iterator[RowKey]:
                 split_hint=item.get("split_hint"),
                 source_path=item["source_path"],
                 frame=frame,
+                organ=item["organ"],
+                label=item.get("label"),
+                item_key=f"{item['dataset']}\x1f{item['source_path']}\x1f{item.get('frame')}",
             )
+            yield Candidate(key, phash, has_report=bool(item.get("report")), pixels=width * height)
+
+
+def leakage_check(kept: list[Candidate], split_of: dict[str, str], max_hamming: int) -> dict[str, int]:
+    """Patients, identical images and near-duplicate clusters that span two splits (all 0)."""
+    spans: dict[str, dict[str, set[str]]] = {"patients": defaultdict(set), "sha256": defaultdict(set)}
+    for c in kept:
+        split = split_of[c.key.id]
+        if c.key.patient_id:
+            spans["patients"][f"{c.key.dataset}:{c.key.patient_id}"].add(split)
+        spans["sha256"][c.key.sha256].add(split)
+    labels = clusters(np.array([c.phash for c in kept], dtype=np.int64), max_hamming)
+    by_cluster: dict[int, set[str]] = defaultdict(set)
+    for label, c in zip(labels.tolist(), kept, strict=True):
+        by_cluster[label].add(split_of[c.key.id])
+    return {
+        "patients_across_splits": sum(len(v) > 1 for v in spans["patients"].values()),
+        "identical_images_across_splits": sum(len(v) > 1 for v in spans["sha256"].values()),
+        "near_duplicate_clusters_across_splits": sum(len(v) > 1 for v in by_cluster.values()),
+        "max_hamming": max_hamming,
+    }
 
 
 def _repeated_ids(keys: list[RowKey]) -> dict[int, str]:
@@ -375,6 +420,7 @@ def _published_rows(
                     width=row["width"],
                     height=row["height"],
                     sha256=row["sha256"],
+                    phash=phash_hex(row["phash"]),
                     split=split,
                     frame=row["frame"],
                     view=item.view,
@@ -414,6 +460,7 @@ def _count(stats: dict[str, Any], item: SourceItem, record: Record, captions: li
     for c in captions:
         stats["caption_candidates"][c.source] += 1
     stats["by_split"][record.split][item.source] += 1
+    stats["class_balance"][record.split][f"{item.organ}/{item.label or 'unlabelled'}"] += 1
 
 
 def _new_stats(recipe: Recipe, sources: list[Source]) -> dict[str, Any]:
@@ -431,6 +478,7 @@ def _new_stats(recipe: Recipe, sources: list[Source]) -> dict[str, Any]:
         "caption_candidates": Counter(),
         "reject_reasons": Counter(),
         "by_split": defaultdict(Counter),
+        "class_balance": defaultdict(Counter),
     }
 
 

@@ -70,6 +70,17 @@ class SplitSpec(_Strict):
         return self
 
 
+class DedupSpec(_Strict):
+    """Near-duplicate removal across all sources of a build."""
+
+    enabled: bool = True
+    max_hamming: int = Field(default=4, ge=0, le=31)
+    keep: list[Literal["eval", "report", "larger", "first"]] = Field(
+        default_factory=lambda: ["eval", "report", "larger"]
+    )
+    keep_label_conflicts: bool = False
+
+
 class ImageSpec(_Strict):
     max_side: int | None = Field(default=512, ge=32)
     grayscale: Literal["auto", "always", "never"] = "auto"
@@ -107,6 +118,7 @@ class Recipe(_Strict):
     sources: list[SourceSpec]
     captions: CaptionSpec = Field(default_factory=CaptionSpec)
     splits: SplitSpec = Field(default_factory=SplitSpec)
+    dedup: DedupSpec = Field(default_factory=DedupSpec)
     image: ImageSpec = Field(default_factory=ImageSpec)
     video: VideoSpec = Field(default_factory=VideoSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)

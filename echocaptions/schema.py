@@ -110,6 +110,11 @@ def check_findings(organ: str, findings: dict[str, str | None]) -> None:
             )
 
 
+def phash_hex(value: int) -> str:
+    """A signed 64-bit perceptual hash as 16 hex digits."""
+    return f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 def make_id(dataset: str, source_path: str, frame: int | None = None) -> str:
     """Stable record id: dataset, source path and frame, hashed to 16 hex digits."""
     key = f"{dataset}\x1f{source_path}\x1f{'' if frame is None else frame}"
@@ -208,6 +213,7 @@ class Record:
     width: int
     height: int
     sha256: str
+    phash: str = ""
     split: str = "train"
     frame: int | None = None
     view: str | None = None
@@ -244,6 +250,7 @@ COLUMNS: tuple[str, ...] = (
     "width",
     "height",
     "sha256",
+    "phash",
     "license",
     "split",
 )
@@ -295,6 +302,7 @@ def hf_features():
             "width": Value("int32"),
             "height": Value("int32"),
             "sha256": Value("string"),
+            "phash": Value("string"),
             "license": Value("string"),
             "split": Value("string"),
         }
@@ -336,6 +344,7 @@ def record_to_row(record: Record) -> dict[str, Any]:
         "width": record.width,
         "height": record.height,
         "sha256": record.sha256,
+        "phash": record.phash,
         "license": record.license,
         "split": record.split,
     }

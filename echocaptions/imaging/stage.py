@@ -36,6 +36,7 @@ STAGED_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("sha256", pa.string()),
+        ("phash", pa.int64()),
         ("passthrough", pa.bool_()),
         ("item", pa.string()),
     ]
@@ -133,6 +134,7 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
                 columns["width"].append(norm.width)
                 columns["height"].append(norm.height)
                 columns["sha256"].append(norm.sha256)
+                columns["phash"].append(norm.phash)
                 columns["passthrough"].append(norm.passthrough)
                 columns["item"].append(item_json)
                 count["rows"] += 1

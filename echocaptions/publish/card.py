@@ -77,6 +77,10 @@ def render_card(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]
     splits = _table(sorted(stats["splits"].items()), ("split", "rows"))
     caption_sources = _table(sorted(stats["caption_sources"].items()), ("caption source", "rows"))
     organs = _table(sorted(stats["organs"].items()), ("organ", "rows"))
+    leakage = _table(
+        [(k.replace("_", " "), v) for k, v in sorted(stats["leakage"].items()) if k != "max_hamming"],
+        ("spanning two splits", "count"),
+    )
     policy = " ▸ ".join(recipe.captions.policy)
     return f"""---
 {header}---
@@ -93,8 +97,11 @@ echocaptions from recipe
    row or a line in `rejects.jsonl` with its reason ({stats['rejected']} rejected).
 2. Images were decoded and normalised to PNG (8-bit grayscale unless the source
    is colour, long side at most {recipe.image.max_side or 'unchanged'}); `sha256` hashes the pixels.
-3. Rows sharing a patient, a study or identical pixels were kept in one split;
-   held-out evaluation sources form their own `eval_*` splits.
+3. Near-duplicates across all sources (64-bit perceptual hashes within
+   {stats['leakage']['max_hamming']} bits) were removed, keeping one image per cluster
+   ({stats['near_duplicates']['clusters']} clusters, {stats['near_duplicates']['label_conflicts']} rejected for conflicting labels). Rows
+   sharing a patient, a study or a video were kept in one split, stratified by
+   organ and label; held-out evaluation sources form their own `eval_*` splits.
 4. Captions follow the policy {policy}: every candidate is kept in `captions`
    with its provenance, the chosen one is `caption`, and `caption_meta` says why
    earlier tiers were skipped.
@@ -102,6 +109,10 @@ echocaptions from recipe
 ## Splits
 
 {splits}
+
+## Leakage check
+
+{leakage}
 
 ## Sources
 

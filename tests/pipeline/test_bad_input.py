@@ -68,4 +68,7 @@ def test_demo_recipe_makes_its_phantom_when_the_data_root_is_empty(tmp_path: Pat
     result = build(recipe, quiet=True)
     assert (tmp_path / "phantom").is_dir()
     assert set(result.stats["organs"]) == {"breast", "thyroid", "liver", "lung"}
-    assert result.stats["rejected"] == 0
+    rejects = [json.loads(line) for line in result.rejects_path.read_text().splitlines()]
+    for r in rejects:
+        assert r["reason"].startswith("duplicate_of:pocus-"), r
+        assert r["path"].rsplit(" frame ", 1)[0] in r["reason"], "only frames of one clip are near-duplicates"

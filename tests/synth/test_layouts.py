@@ -34,7 +34,7 @@ def digests(root: Path) -> dict[str, str]:
 
 def test_returns_one_root_per_layout(roots: dict[str, Path]) -> None:
     out = roots["busi"].parent
-    assert roots == {
+    assert {k: roots[k] for k in ("busi", "ddti", "aul", "pocus", "report_corpus")} == {
         "busi": out / "BUSI",
         "ddti": out / "DDTI",
         "aul": out / "AUL",
@@ -42,6 +42,8 @@ def test_returns_one_root_per_layout(roots: dict[str, Path]) -> None:
         "report_corpus": out / "ultrasound_reports",
     }
     assert set(LAYOUT_FOLDERS) == set(roots)
+    for layout, root in roots.items():
+        assert root == out / LAYOUT_FOLDERS[layout] or out / LAYOUT_FOLDERS[layout] in root.parents
 
 
 def test_busi_layout(roots: dict[str, Path]) -> None:
@@ -141,7 +143,8 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
 
 def test_rerun_overwrites_and_organs_filter(tmp_path: Path) -> None:
     make_phantom(tmp_path, per_class=2, seed=0, size=SIZE)
-    roots = make_phantom(tmp_path, organs=["thyroid"], per_class=1, seed=0, size=SIZE)
+    roots = make_phantom(tmp_path, organs=["thyroid"], per_class=1, seed=0, size=SIZE,
+                         layouts=["ddti", "report_corpus", "busi"])
     assert set(roots) == {"ddti", "report_corpus"}
     assert sorted(p.name for p in roots["ddti"].glob("*.xml")) == ["1.xml", "2.xml"]
     organs = {p.name for p in roots["report_corpus"].iterdir() if p.is_dir()}
