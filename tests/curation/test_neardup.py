@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from echocaptions.curation.neardup import clusters, near_pairs, naive_pairs
+from echocaptions.curation.neardup import clusters, naive_pairs, near_pairs
 
 
 def _hashes(n: int, planted: int, seed: int = 0) -> np.ndarray:
