@@ -156,6 +156,12 @@ def iter_source_items(recipe: Recipe, sources: list[Source], counts: dict[str, C
         for entry in source.items():
             if isinstance(entry, Reject):
                 count["enumerate_rejected"] += 1
+            elif recipe.image.drop_burned_in and entry.extra.get("burned_in_annotation"):
+                count["enumerate_rejected"] += 1
+                entry = source.reject(
+                    entry.source_path,
+                    "burned-in annotation: the image may show patient data (image.drop_burned_in is true)",
+                )
             elif spec.organs and entry.organ not in spec.organs:
                 count["not_selected"] += 1
                 continue
@@ -247,6 +253,7 @@ def build(
         grayscale=recipe.image.grayscale,
         fps=recipe.video.fps,
         max_frames=recipe.video.max_frames,
+        crop_sector=recipe.image.crop_sector,
     )
     tasks = shard_tasks(work, item_paths, options)
     shard_stats: dict[int, dict[str, Any]] = {}
@@ -411,6 +418,8 @@ def _published_rows(
                     continue
                 item = SourceItem.from_dict(json.loads(row["item"]))
                 caption, caption_source, captions, meta = policy.choose(row["id"], item)
+                if item.extra.get("burned_in_annotation"):
+                    meta["flags"] = "burned_in_annotation"
                 record = Record(
                     id=row["id"],
                     image=row["image"],

@@ -84,6 +84,8 @@ class DedupSpec(_Strict):
 class ImageSpec(_Strict):
     max_side: int | None = Field(default=512, ge=32)
     grayscale: Literal["auto", "always", "never"] = "auto"
+    crop_sector: bool = False
+    drop_burned_in: bool = False
 
 
 class VideoSpec(_Strict):

@@ -297,6 +297,7 @@ def hf_features():
                 "policy": Value("string"),
                 "chosen": Value("string"),
                 "fallback": Value("string"),
+                "flags": Value("string"),
                 **provenance,
             },
             "width": Value("int32"),
@@ -321,6 +322,7 @@ def record_to_row(record: Record) -> dict[str, Any]:
         "policy": None,
         "chosen": None,
         "fallback": None,
+        "flags": None,
         **{name: None for name in PROVENANCE_FIELDS},
     }
     meta.update({k: v for k, v in record.caption_meta.items() if k in meta})

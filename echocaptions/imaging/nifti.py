@@ -20,6 +20,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation
 from PIL import Image
 
+from echocaptions.imaging.normalise import Normalised, normalise
 from echocaptions.imaging.readers import ImageReadError, Reader, register_reader
 
 PERCENTILES = (1.0, 99.0)
@@ -114,14 +115,21 @@ class NiftiReader(Reader):
     def can_read(self, path: Path) -> bool:
         return _is_nifti(path)
 
-    def read(self, path: Path, frame: int | None = None) -> Image.Image:
+    def read(self, path: Path, frame: int | None = None, axis: int = 2) -> Image.Image:
+        """Slice ``frame`` along RAS ``axis`` (2: axial, 1: coronal, 0: sagittal)."""
         path = Path(path)
         volume, (lo, hi) = _volume(path)
-        count = volume.shape[2]
+        count = volume.shape[axis]
         index = count // 2 if frame is None else frame
         if not 0 <= index < count:
-            raise ImageReadError(f"{path}: slice {frame} out of range (0..{count - 1})")
-        return slice_to_image(volume[:, :, index], lo, hi)
+            raise ImageReadError(f"{path}: slice {frame} out of range (0..{count - 1}) along axis {axis}")
+        return slice_to_image(np.take(volume, index, axis=axis), lo, hi)
+
+    def load(
+        self, path: Path, frame: int | None, max_side: int | None, grayscale: str, hints: dict | None = None
+    ) -> Normalised:
+        axis = int((hints or {}).get("axis", 2))
+        return normalise(self.read(path, frame, axis), max_side, grayscale)
 
     def sample(self, path: Path, fps: float, max_frames: int) -> Iterator[tuple[int, Image.Image]]:
         """Up to ``max_frames`` evenly spaced axial slices (``fps`` has no meaning here)."""

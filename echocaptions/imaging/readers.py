@@ -36,8 +36,10 @@ class Reader(ABC):
         """Frames of a multi-frame file at ``fps`` (at most ``max_frames``)."""
         yield 0, self.read(path)
 
-    def load(self, path: Path, frame: int | None, max_side: int | None, grayscale: str) -> Normalised:
-        """One frame, normalised to the published form."""
+    def load(
+        self, path: Path, frame: int | None, max_side: int | None, grayscale: str, hints: dict | None = None
+    ) -> Normalised:
+        """One frame, normalised to the published form. ``hints``: the item's ``extra``."""
         return normalise(self.read(path, frame), max_side, grayscale)
 
 
@@ -52,7 +54,9 @@ class PillowReader(Reader):
         img.load()
         return img
 
-    def load(self, path: Path, frame: int | None, max_side: int | None, grayscale: str) -> Normalised:
+    def load(
+        self, path: Path, frame: int | None, max_side: int | None, grayscale: str, hints: dict | None = None
+    ) -> Normalised:
         if frame:
             return super().load(path, frame, max_side, grayscale)
         return normalise_file(path, max_side, grayscale)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import echocaptions.sources  # noqa: F401  (adapters may register readers for their formats)
+from echocaptions.imaging.crop import crop_to_sector
 from echocaptions.imaging.normalise import Normalised, normalise
 from echocaptions.imaging.readers import reader_for
 from echocaptions.schema import Reject, SourceItem, make_id
@@ -49,6 +50,7 @@ class ImageOptions:
     grayscale: str = "auto"
     fps: float = 1.0
     max_frames: int = 8
+    crop_sector: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,17 @@ def decode_item(item: SourceItem, options: ImageOptions) -> Iterator[tuple[int |
     path = Path(item.path)
     reader = reader_for(path)
     if not item.expand:
-        yield item.frame, reader.load(path, item.frame, options.max_side, options.grayscale)
+        if options.crop_sector:
+            img = crop_to_sector(reader.read(path, item.frame))
+            yield item.frame, normalise(img, options.max_side, options.grayscale)
+        else:
+            yield item.frame, reader.load(path, item.frame, options.max_side, options.grayscale, item.extra)
         return
     produced = False
     for index, img in reader.sample(path, options.fps, options.max_frames):
         produced = True
+        if options.crop_sector:
+            img = crop_to_sector(img)
         yield index, normalise(img, options.max_side, options.grayscale)
     if not produced:
         raise ValueError("no frames could be decoded")
