@@ -30,6 +30,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/dedup.py
+	$(PY) benchmarks/dicom_decode.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -63,6 +63,8 @@ def build(
     splits = ", ".join(f"{k} {v}" for k, v in stats["splits"].items())
     typer.echo(f"built {stats['rows']} rows ({splits}) in {result.out}")
     typer.echo(f"captions by source: {json.dumps(stats['caption_sources'])}")
+    for name, why in stats["skipped_sources"].items():
+        typer.secho(f"note: skipped source {name!r}: {why}", fg=typer.colors.YELLOW, err=True)
     for name in stats["empty_sources"]:
         typer.secho(f"warning: source {name!r} gave no items", fg=typer.colors.YELLOW, err=True)
     if stats["rejected"]:

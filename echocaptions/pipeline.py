@@ -34,7 +34,7 @@ from echocaptions.executors import get_executor
 from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
-from echocaptions.recipe import Recipe
+from echocaptions.recipe import Recipe, SourceSpec
 from echocaptions.schema import Caption, Record, Reject, SourceItem, phash_hex, record_to_row
 from echocaptions.sources.base import Source, SourceError, get_source_class
 
@@ -76,10 +76,11 @@ def tqdm_progress(quiet: bool) -> ProgressFactory:
 # preparation: everything that can fail does so before any work ---------------
 @dataclass
 class Prepared:
-    sources: list[Source]
+    sources: list[tuple[SourceSpec, Source]]
     policy: CaptionPolicy
     executor: Any
     out: Path
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
@@ -87,7 +88,8 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
     if recipe.synth is not None:
         ensure_phantom(recipe)
     errors: list[str] = []
-    sources: list[Source] = []
+    sources: list[tuple[SourceSpec, Source]] = []
+    skipped: dict[str, str] = {}
     for i, spec in enumerate(recipe.sources):
         where = f"sources[{i}] ({spec.name})"
         try:
@@ -99,13 +101,18 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
                     f"organs {bad_organs} never occur in layout {spec.layout!r}; it holds {list(cls.organs)}"
                 )
             source.check()
-            sources.append(source)
+            sources.append((spec, source))
         except SourceError as exc:
+            if spec.optional and not recipe.source_root(spec).exists():
+                skipped[spec.name] = f"optional source not found at {recipe.source_root(spec)}"
+                continue
             errors.append(f"{where}: {exc}\n    (or point at it: --source {spec.name}=PATH)")
     if errors:
         raise BuildError("\n".join(errors))
+    if not sources:
+        raise BuildError(f"none of the recipe's sources was found: {skipped}")
     out = recipe.out_dir()
-    _check_output_folder(out, [s.root for s in sources] + [recipe.resolved_data_root()])
+    _check_output_folder(out, [src.root for _, src in sources] + [recipe.resolved_data_root()])
     try:
         policy = CaptionPolicy(
             recipe.captions.policy,
@@ -116,7 +123,7 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
         runner = get_executor(executor, workers)
     except (ValueError, OSError) as exc:
         raise BuildError(str(exc)) from exc
-    return Prepared(sources=sources, policy=policy, executor=runner, out=out)
+    return Prepared(sources=sources, policy=policy, executor=runner, out=out, skipped=skipped)
 
 
 def _check_output_folder(out: Path, inputs: list[Path]) -> None:
@@ -150,8 +157,10 @@ def ensure_phantom(recipe: Recipe) -> None:
 
 
 # enumerate ------------------------------------------------------------------
-def iter_source_items(recipe: Recipe, sources: list[Source], counts: dict[str, Counter]) -> Iterator[SourceItem | Reject]:
-    for spec, source in zip(recipe.sources, sources, strict=True):
+def iter_source_items(
+    recipe: Recipe, sources: list[tuple[SourceSpec, Source]], counts: dict[str, Counter]
+) -> Iterator[SourceItem | Reject]:
+    for spec, source in sources:
         count = counts[spec.name]
         for entry in source.items():
             if isinstance(entry, Reject):
@@ -244,7 +253,7 @@ def build(
     work = out / WORK
     work.mkdir(parents=True, exist_ok=True)
 
-    counts: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
+    counts: dict[str, Counter] = {spec.name: Counter() for spec, _ in prepared.sources}
     item_paths, rejects = write_item_shards(
         iter_source_items(recipe, prepared.sources, counts), work, recipe.output.shard_items
     )
@@ -317,7 +326,7 @@ def build(
         raise BuildError(
             f"no row survived: all {len(rejects)} items were rejected; reasons in {out / 'rejects.jsonl'}"
         )
-    stats = _new_stats(recipe, prepared.sources)
+    stats = _new_stats(recipe, prepared.sources, prepared.skipped)
     tmp_data = work / "data.tmp"
     if tmp_data.exists():
         shutil.rmtree(tmp_data)
@@ -472,14 +481,17 @@ def _count(stats: dict[str, Any], item: SourceItem, record: Record, captions: li
     stats["class_balance"][record.split][f"{item.organ}/{item.label or 'unlabelled'}"] += 1
 
 
-def _new_stats(recipe: Recipe, sources: list[Source]) -> dict[str, Any]:
+def _new_stats(
+    recipe: Recipe, sources: list[tuple[SourceSpec, Source]], skipped: dict[str, str]
+) -> dict[str, Any]:
     return {
         "recipe": recipe.name,
         "seed": recipe.seed,
         "sources": {
             spec.name: {"layout": spec.layout, "role": spec.role, "license": src.license, "kept": 0}
-            for spec, src in zip(recipe.sources, sources, strict=True)
+            for spec, src in sources
         },
+        "skipped_sources": dict(skipped),
         "datasets": Counter(),
         "organs": Counter(),
         "labels": Counter(),

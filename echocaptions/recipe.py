@@ -35,6 +35,7 @@ class SourceSpec(_Strict):
     layout: str
     path: str
     role: Literal["train", "eval"] = "train"
+    optional: bool = False
     organs: list[Literal["breast", "thyroid", "liver", "lung"]] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = Field(default=None, ge=1)

@@ -55,8 +55,9 @@ def test_overrides(tmp_path: Path) -> None:
     assert recipe.seed == 5
     assert recipe.splits.train == 0.6
     assert recipe.source_root(recipe.sources[0]) == (tmp_path / "elsewhere").resolve()
-    assert recipe.source_root(recipe.sources[1]) == tmp_path.resolve() / "ultrasound_reports"
-    assert recipe.sources[1].limit == 3
+    reports = next(s for s in recipe.sources if s.name == "reports")
+    assert recipe.source_root(reports) == tmp_path.resolve() / "ultrasound_reports"
+    assert reports.limit == 3
     assert recipe.out_dir() == (tmp_path / "out").resolve()
 
 

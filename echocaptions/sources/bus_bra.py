@@ -67,7 +67,7 @@ class BusBraSource(Source):
     published = (
         "Gómez-Flores W, Gregorio-Calas MJ, Coelho de Albuquerque Pereira W. BUS-BRA: A breast "
         "ultrasound dataset for assessing computer-aided diagnosis systems. Medical Physics 51(4) "
-        "(2024) 3110-3123; Zenodo https://doi.org/10.5281/zenodo.8231412."
+        "(2024); distributed on Zenodo (search 'BUS-BRA')."
     )
     license = "CC-BY-4.0"
 

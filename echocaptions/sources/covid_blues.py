@@ -84,8 +84,8 @@ class CovidBluesSource(Source):
         f"optionally {SEVERITY} (video_file, Severity Score, A-lines, B-lines)."
     )
     published = (
-        "Wiedemann N, et al. COVID-BLUES: bluepoint-specific lung ultrasound dataset, "
-        "IEEE J Biomed Health Inform (2025); https://github.com/NinaWie/COVID-BLUES."
+        "COVID-BLUES, a bluepoint-specific lung ultrasound dataset (Wiedemann N, et al.); "
+        "https://github.com/NinaWie/COVID-BLUES."
     )
     license = "CC-BY-ND-4.0"
 

@@ -1,8 +1,8 @@
 """Liver fibrosis B-mode images sorted into METAVIR stage folders ``F0`` ... ``F4``.
 
-Layout as downloaded (e.g. the Kaggle collection "Liver Histopathology Fibrosis
-Ultrasound Images", vibhingupta028), possibly under one or two wrapper
-folders and optionally split into ``train/``, ``val/``, ``test/``::
+Layout as downloaded (e.g. the Kaggle liver fibrosis collections sorted by
+METAVIR stage), possibly under one or two wrapper folders and optionally split
+into ``train/``, ``val/``, ``test/``::
 
     [<wrapper>/][<split>/]F0/<image>.jpg ... F4/<image>.jpg
 
@@ -55,8 +55,7 @@ class LiverFibrosisSource(Source):
         "possibly under a wrapper folder."
     )
     published = (
-        "Kaggle, 'Liver Histopathology Fibrosis Ultrasound Images' "
-        "(https://www.kaggle.com/datasets/vibhingupta028/liver-histopathology-fibrosis-ultrasound-images), "
+        "Kaggle liver fibrosis ultrasound collections sorted by METAVIR stage, "
         "or any collection sorted into METAVIR F0-F4 folders."
     )
     license = "see the collection's page (Kaggle datasets state their own licence)"

@@ -187,9 +187,8 @@ class StanfordThyroidSource(Source):
         "ti-rads_margin, ti-rads_echogenicfoci, ti-rads_level, histopath_diagnosis) in one folder."
     )
     published = (
-        "Thyroid Ultrasound Cine-clip, Stanford AIMI Center shared datasets "
-        "(https://stanfordaimi.azurewebsites.net/datasets/a72f2b02-7b53-4c5d-963c-d7253220bfd5; "
-        "https://doi.org/10.71718/7m5n-rh16); sign in and accept the research use agreement."
+        "'Thyroid Ultrasound Cine-clip', Stanford AIMI Center shared datasets (search the AIMI "
+        "dataset catalogue for the name); sign in and accept the research use agreement."
     )
     license = "Stanford University Dataset Research Use Agreement"
     Options = StanfordThyroidOptions

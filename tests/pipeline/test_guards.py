@@ -117,9 +117,19 @@ def test_every_missing_source_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as err:
         build(recipe, quiet=True)
     text = str(err.value)
-    for name in ("busi", "ddti", "aul", "pocus", "reports"):
+    for name in ("busi", "ddti", "aul", "pocus"):
         assert f"({name})" in text and f"--source {name}=PATH" in text
+    assert "(reports)" not in text, "optional sources are skipped, not errors"
     assert not (tmp_path / "out").exists()
+
+
+def test_optional_sources_are_skipped_when_absent(phantom_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(phantom_root / "DDTI", data / "DDTI")
+    result = run("thyroid", data, tmp_path / "out")
+    assert set(result.stats["sources"]) == {"ddti"}
+    assert set(result.stats["skipped_sources"]) == {"tn3k", "stanford", "reports"}
+    assert result.stats["rows"] > 0
 
 
 def test_bad_template_dir_fails_before_any_work(tmp_path: Path) -> None:
