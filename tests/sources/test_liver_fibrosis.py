@@ -54,7 +54,7 @@ def test_bad_root_names_layout_and_publisher(tmp_path: Path) -> None:
         with pytest.raises(SourceError) as err:
             get_source_class("liver_fibrosis")("lf", root).check()
         message = str(err.value)
-        assert "'liver_fibrosis'" in message and "F0" in message and "kaggle" in message
+        assert "'liver_fibrosis'" in message and "F0" in message and "Kaggle" in message
 
 
 def test_build_opens_with_datasets(phantom: dict[str, Path], tmp_path: Path) -> None:
