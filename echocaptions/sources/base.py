@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from echocaptions.schema import Reject, SchemaError, SourceItem, check_findings, check_label
+from echocaptions.schema import ORGANS, Reject, SchemaError, SourceItem, check_findings, check_label
 
 
 class SourceError(RuntimeError):
@@ -55,6 +55,18 @@ class Source(ABC):
                 f"at {'.'.join(map(str, exc.errors()[0]['loc']))}; allowed options: "
                 f"{sorted(self.Options.model_fields)}"
             ) from exc
+        organ = getattr(self.options, "organ", None)
+        if organ is not None and organ not in ORGANS:
+            raise SourceError(
+                f"source {name!r} (layout {self.layout!r}): option organ={organ!r} is not one of {ORGANS}"
+            )
+
+    def option_path(self, value: str | None) -> Path | None:
+        """A path option (e.g. a labels CSV): absolute, or relative to the source root."""
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.root / path
 
     def missing_message(self) -> str:
         return (

@@ -15,12 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from echocaptions.schema import LABELS, ORGANS, Reject, SourceItem
-from echocaptions.sources.base import Source, SourceError, register
+from echocaptions.sources.base import Source, register
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -100,14 +99,6 @@ class ImageFolderSource(Source):
     expected = "root/<class>/<image files> (png, jpg, bmp, tif, dcm, nii, mp4, gif...), one folder per class."
     published = "any folder of images sorted into class folders (no publisher)."
     Options = ImageFolderOptions
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.options.organ not in ORGANS:
-            raise SourceError(
-                f"source {self.name!r} (layout 'imagefolder'): option organ={self.options.organ!r} "
-                f"is not one of {ORGANS}"
-            )
 
     def _label(self, folder: str) -> tuple[bool, str | None]:
         """(known, label) for a class folder name."""

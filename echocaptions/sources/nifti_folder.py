@@ -70,19 +70,8 @@ class NiftiFolderSource(Source):
     published = "any NIfTI export of 2-D or 3-D ultrasound (no publisher)."
     Options = NiftiOptions
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        organ = self.options.organ
-        if organ is not None and organ not in ORGANS:
-            raise SourceError(
-                f"source {self.name!r} (layout 'nifti'): option organ={organ!r} is not one of {ORGANS}"
-            )
-
     def csv_path(self) -> Path | None:
-        if self.options.labels_csv is None:
-            return None
-        path = Path(self.options.labels_csv).expanduser()
-        return path if path.is_absolute() else self.root / path
+        return self.option_path(self.options.labels_csv)
 
     def check(self) -> None:
         super().check()
