@@ -1,67 +1,539 @@
-"""Report tier: a caption from an expert report's impression and findings.
+"""Report tier: a caption from an expert report, by sentence priority within a token budget.
 
-Sections are found by their headings; the caption is built from whole
-sentences of IMPRESSION, then FINDINGS (then the whole text when it has no
-headings), up to a word budget, never cutting a sentence. Reports reach this
-tier only when the recipe allows them (``keep_reports``).
+The report reaching this tier is already de-identified. :class:`ReportCaptioner`
+
+1. decodes bytes (UTF-8, else cp1252, else latin-1) and cuts absurdly long text;
+2. detects the language and keeps only the configured ones;
+3. splits sections by their headings (``FINDINGS:``, ``Impression:``, a heading
+   alone on its line, or inline after a sentence) and gives each a role from
+   :data:`DEFAULT_SECTIONS`; text before the first heading is the letterhead,
+   and a report without headings is one ``other`` section;
+4. normalises measurements and common abbreviations, then segments sentences
+   with spaCy (``spacy.blank("en")`` and the sentencizer by default), only in
+   the sections that can give a caption;
+5. drops history/technique/comparison sentences, boilerplate, placeholders left
+   by de-identification, and sentences about another organ;
+6. ranks what is left (impression first, then findings that describe a lesion,
+   then those that name the organ, then the rest) and keeps whole sentences in rank order while they
+   fit the text encoder's token budget, then writes them in report order.
+
+Every dropped sentence is kept with its reason, so a caption can be explained.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from spacy.attrs import IDX, SENT_START
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+from echocaptions.captions.language import detect_language
+from echocaptions.captions.tokens import TokenCounter
 from echocaptions.schema import Caption, Provenance
 
-SECTION_RE = re.compile(
-    r"^\s*(?P<name>[A-Z][A-Z /&]{2,40})\s*:\s*", re.MULTILINE
+ROLES: tuple[str, ...] = ("impression", "findings", "history", "technique", "comparison", "other")
+CAPTION_ROLES: frozenset[str] = frozenset({"impression", "findings", "other"})
+
+DEFAULT_SECTIONS: dict[str, str] = {
+    "IMPRESSION": "impression",
+    "IMPRESSIONS": "impression",
+    "CONCLUSION": "impression",
+    "CONCLUSIONS": "impression",
+    "DIAGNOSIS": "impression",
+    "DIAGNOSES": "impression",
+    "OPINION": "impression",
+    "SUMMARY": "impression",
+    "ASSESSMENT": "impression",
+    "FINDINGS": "findings",
+    "FINDING": "findings",
+    "ULTRASOUND FINDINGS": "findings",
+    "US FINDINGS": "findings",
+    "SONOGRAPHIC FINDINGS": "findings",
+    "REPORT": "findings",
+    "DESCRIPTION": "findings",
+    "RESULT": "findings",
+    "RESULTS": "findings",
+    "CLINICAL HISTORY": "history",
+    "HISTORY": "history",
+    "CLINICAL INFORMATION": "history",
+    "CLINICAL DETAILS": "history",
+    "CLINICAL INDICATION": "history",
+    "INDICATION": "history",
+    "INDICATIONS": "history",
+    "REASON FOR EXAM": "history",
+    "REASON FOR EXAMINATION": "history",
+    "REASON FOR STUDY": "history",
+    "TECHNIQUE": "technique",
+    "PROCEDURE": "technique",
+    "EXAM": "technique",
+    "EXAMINATION": "technique",
+    "STUDY": "technique",
+    "PROTOCOL": "technique",
+    "COMPARISON": "comparison",
+    "COMPARISONS": "comparison",
+    "PRIOR STUDIES": "comparison",
+    "RECOMMENDATION": "other",
+    "RECOMMENDATIONS": "other",
+    "ADDENDUM": "other",
+    "COMMENT": "other",
+    "COMMENTS": "other",
+    "NOTE": "other",
+}
+
+MEMO_SIZE = 100_000
+HEADER_KEY = ""
+"""Key in ``ReportResult.sections`` for the text before the first heading (or the whole text)."""
+
+# Terms that name each organ (or a structure examined with it); a sentence naming
+# another organ's term and none of its own is about that other organ.
+ORGAN_TERMS: dict[str, tuple[str, ...]] = {
+    "breast": ("breast", "breasts", "mammary", "nipple", "areola", "areolar", "retroareolar",
+               "axilla", "axillary", "bi-rads", "birads", "fibroglandular", "intraductal", "ductal"),
+    "thyroid": ("thyroid", "thyroiditis", "isthmus", "ti-rads", "tirads", "goiter", "goitre",
+                "multinodular", "cervical", "neck"),
+    "liver": ("liver", "hepatic", "intrahepatic", "hepatomegaly", "hepatopetal", "hepatofugal",
+              "portal", "biliary", "couinaud", "steatosis", "cirrhosis", "cirrhotic", "hepatocellular",
+              "hcc"),
+    "lung": ("lung", "lungs", "pleura", "pleural", "pulmonary", "b-lines", "b-line", "a-lines",
+             "a-line", "hemithorax", "intercostal", "pneumothorax", "bronchogram", "bronchograms",
+             "subpleural", "pneumonia", "pocus"),
+    "kidney": ("kidney", "kidneys", "renal", "hydronephrosis", "perirenal"),
+    "gallbladder": ("gallbladder", "cholelithiasis", "gallstone", "gallstones", "cholecystitis"),
+    "spleen": ("spleen", "splenic", "splenomegaly"),
+    "pancreas": ("pancreas", "pancreatic"),
+    "uterus": ("uterus", "uterine", "endometrium", "endometrial", "myometrium"),
+    "ovary": ("ovary", "ovaries", "ovarian", "adnexa", "adnexal"),
+    "prostate": ("prostate", "prostatic"),
+    "bladder": ("bladder",),
+    "heart": ("heart", "cardiac", "pericardial", "ventricle", "ventricular", "atrium"),
+    "aorta": ("aorta", "aortic"),
+    "testis": ("testis", "testes", "testicular", "scrotum", "scrotal"),
+    "adrenal": ("adrenal", "adrenals"),
+    "bowel": ("bowel", "appendix", "colon", "intestine", "intestinal"),
+}
+LESION_TERMS: tuple[str, ...] = (
+    "nodule", "nodules", "mass", "masses", "lesion", "lesions", "cyst", "cysts", "tumor", "tumour",
+    "calcification", "calcifications",
+    "microcalcifications", "margin", "margins", "consolidation", "effusion", "lymph", "node", "nodes",
+    "lymphadenopathy", "hypoechoic", "hyperechoic", "isoechoic", "anechoic", "vascularity",
+    "malignancy", "malignant", "benign", "suspicious", "carcinoma", "metastasis", "metastases",
+    "fibroadenoma", "haemangioma", "hemangioma", "fibrosis", "steatosis", "cirrhosis", "b-lines",
 )
-PREFERRED = ("IMPRESSION", "CONCLUSION", "FINDINGS")
-SKIPPED = ("CLINICAL HISTORY", "HISTORY", "INDICATION", "TECHNIQUE", "COMPARISON")
-SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
-DEFAULT_WORD_BUDGET = 45
 
+BOILERPLATE: tuple[str, ...] = (
+    r"\b(findings|results?|these|this|case|report)\b.{0,40}\b(discussed|communicated|conveyed|called|relayed|reviewed)\b.{0,40}\b(with|to)\b",
+    r"\b(discussed|communicated) (with|to) (dr|the referring|the ordering|the clinician|the patient)",
+    r"\belectronically signed\b",
+    r"\b(signed|dictated|transcribed|verified|approved|authenticated|read|reported) by\b",
+    r"\breport (verified|finalized|finalised|signed|approved)\b",
+    r"\b(please )?correlate clinically\b",
+    r"\bclinical(ly)? correlation( is)?( recommended| advised| suggested| required)?\b",
+    r"\bthank you for\b",
+    r"\b(end of report|preliminary report|final report|this report)\b",
+    r"\bi have (personally )?reviewed\b",
+    r"\b(attending|resident|radiologist|sonographer|technologist)\s*:",
+    r"\b(mrn|accession|dob|date of birth|referring physician|phone|fax)\b\s*[:#]",
+)
+PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9 _-]*\]|<[A-Z][A-Z0-9_]*>|\*{3,}|\bX{3,}\b|#{3,}")
 
-def sections(text: str) -> dict[str, str]:
-    """Heading -> body; text before the first heading is under ``""``."""
-    found: dict[str, str] = {}
-    matches = list(SECTION_RE.finditer(text))
-    if not matches:
-        return {"": text.strip()}
-    if matches[0].start() > 0 and text[: matches[0].start()].strip():
-        found[""] = text[: matches[0].start()].strip()
-    for m, nxt in zip(matches, [*matches[1:], None], strict=True):
-        body = text[m.end() : nxt.start() if nxt else len(text)].strip()
-        if body:
-            found[m.group("name").strip().upper()] = body
-    return found
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_RE.split(" ".join(text.split())) if s.strip()]
-
-
-def report_caption(text: str | None, word_budget: int = DEFAULT_WORD_BUDGET) -> Caption | None:
-    if not text or not text.strip():
-        return None
-    parts = sections(text)
-    ordered = [parts[name] for name in PREFERRED if name in parts]
-    if not ordered:
-        ordered = [body for name, body in parts.items() if name not in SKIPPED]
-    kept: list[str] = []
-    words = 0
-    for body in ordered:
-        for sentence in sentences(body):
-            n = len(sentence.split())
-            if words + n > word_budget:
-                if not kept:
-                    continue
-                break
-            kept.append(sentence)
-            words += n
-    if not kept:
-        return None
-    return Caption(
-        source="report",
-        text=" ".join(kept),
-        provenance=Provenance(note=f"sections={'+'.join(n for n in PREFERRED if n in parts) or 'body'}; sentences={len(kept)}"),
+_UNITS = r"(?:mm|cm|ml|mL|cc|kPa|m/s|cm/s|MHz)"
+_NUM = r"\d+(?:\.\d+)?"
+_MEASURE = re.compile(rf"(?<!(?![x×X])[\w.])({_NUM})(?:\s*[x×X]\s*(?=\d)|(?P<unit>{_UNITS})\b)")
+# (literal that must occur, pattern, replacement): the literal test skips a regex scan.
+_ABBREVIATIONS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = tuple(
+    (keys, re.compile(pattern), replacement)
+    for keys, pattern, replacement in (
+        (("w/o", "W/O", "W/o"), r"(?i:\bw/o\b)", "without"),
+        (("w/", "W/"), r"(?i:\bw/(?=\s|\w))", "with "),
+        (("pprox", "PPROX"), r"(?i:\bapprox\.?(?=\s|\d))", "approximately"),
+        (("bx", "Bx", "BX"), r"(?i:\bbx\b)", "biopsy"),
+        (("LNs",), r"\bLNs\b", "lymph nodes"),
+        (("LN",), r"\bLN\b", "lymph node"),
+        (("/w", "/W"), r"(?i:\bc/w\b)", "consistent with"),
+        (("/l", "/L"), r"(?i:\bb/l\b)", "bilateral"),
+        (("-echoic", "chogenic", "-ECHOIC", "CHOGENIC"),
+         r"(?i:\b(?P<prefix>hypo|hyper|iso|an)(?:-echoic|-?echogenic)\b)", "echoic"),
+        (("R ", "L ", " rt", "Rt", "RT", " lt", "Lt", "LT"),
+         r"\b(?P<side>R|L|(?i:rt|lt)\.?)(?= (?i:lobe|breast|axilla|kidney|lung|hemithorax)\b)", "side"),
     )
+)
+_SPACES = re.compile(r"\s+")
+_LIST_MARK = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[-*•·])\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?:;]\s*$")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+@dataclass
+class ReportConfig:
+    """How reports become captions; one per recipe."""
+
+    sections: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SECTIONS))
+    tokenizer: str = "clip"
+    budget: int | None = None
+    languages: tuple[str, ...] = ("en",)
+    max_chars: int = 20_000
+    spacy_model: str | None = None
+
+
+@dataclass
+class ReportResult:
+    """A report's caption (or why there is none) and what was kept and dropped."""
+
+    caption: Caption | None
+    reason: str | None
+    language: str
+    kept: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    sections: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    """A report after decoding, language check and section split, before spaCy."""
+
+    organ: str
+    language: str
+    notes: list[str]
+    sections: dict[str, str]
+    dropped: list[str]
+    units: list[tuple[str, str]]
+    result: ReportResult | None = None
+
+
+class ReportCaptioner:
+    """Turns (de-identified) report text into a caption for one organ's image."""
+
+    def __init__(self, config: ReportConfig | None = None) -> None:
+        self.config = config or ReportConfig()
+        for heading, role in self.config.sections.items():
+            if role not in ROLES:
+                raise ValueError(f"reports.sections: {heading!r} has role {role!r}; use one of {ROLES}")
+        self.roles = {_heading_key(h): r for h, r in self.config.sections.items()}
+        self.counter = TokenCounter(self.config.tokenizer, self.config.budget)
+        self.nlp, self.nlp_note = _load_nlp(self.config.spacy_model)
+        names = sorted(self.roles, key=len, reverse=True)
+        alternatives = "|".join(
+            re.escape(v) for n in names if n for v in dict.fromkeys((n, n.title(), n.capitalize()))
+        )
+        self._line_heading = re.compile(
+            rf"^[ \t]*(?P<h>{alternatives})[ \t]*(?::|[ \t]*$)", re.MULTILINE
+        )
+        self._inline_heading = re.compile(rf"(?<=[.!?])[ \t]+(?P<h>{alternatives})[ \t]*:")
+        self._boilerplate = re.compile("|".join(f"(?:{p})" for p in BOILERPLATE), re.IGNORECASE)
+        self._organ_of: dict[str, str] = {t: o for o, terms in ORGAN_TERMS.items() for t in terms}
+        self._term = re.compile(
+            r"(?<![\w-])(" + "|".join(sorted(map(re.escape, self._organ_of), key=len, reverse=True))
+            + r")(?![\w-])",
+            re.IGNORECASE,
+        )
+        self._memo: dict[tuple[str, str, str], tuple[str | None, int, int]] = {}
+        self._segmented: dict[str, list[str]] = {}
+        self._lesion = re.compile(
+            r"(?<![\w-])(" + "|".join(map(re.escape, LESION_TERMS)) + r")(?![\w-])", re.IGNORECASE
+        )
+
+    def caption(self, text: str | bytes | None, organ: str) -> ReportResult:
+        """The caption of one report for an image of ``organ``."""
+        return self.caption_many([(text, organ)])[0]
+
+    def caption_many(self, texts: Iterable[tuple[str | bytes | None, str]]) -> list[ReportResult]:
+        """Captions for many ``(report, organ)`` pairs.
+
+        Sections are segmented in one ``nlp.pipe``; a section text seen before
+        (reports repeat their impressions) reuses its sentences.
+        """
+        prepared = [self._prepare(text, organ) for text, organ in texts]
+        todo = [(i, unit) for i, p in enumerate(prepared) if p.result is None for unit in p.units]
+        fresh = list(dict.fromkeys(body for _, (_, body) in todo if body not in self._segmented))
+        if len(self._segmented) + len(fresh) > MEMO_SIZE:
+            self._segmented.clear()
+        for body, doc in zip(fresh, self.nlp.pipe(fresh, batch_size=256), strict=True):
+            self._segmented[body] = _sentences(doc, body)
+        by_report: dict[int, list[tuple[str, list[str]]]] = {}
+        for i, (role, body) in todo:
+            by_report.setdefault(i, []).append((role, self._segmented[body]))
+        return [
+            p.result if p.result is not None else self._select(p, by_report.get(i, []))
+            for i, p in enumerate(prepared)
+        ]
+
+    def _prepare(self, raw: str | bytes | None, organ: str) -> _Prepared:
+        notes: list[str] = []
+        if self.nlp_note:
+            notes.append(self.nlp_note)
+        text = _decode(raw, notes)
+        prep = _Prepared(organ=organ, language="und", notes=notes, sections={}, dropped=[], units=[])
+        if not text.strip():
+            prep.result = ReportResult(None, "empty report", "und")
+            return prep
+        if len(text) > self.config.max_chars:
+            notes.append(f"cut from {len(text)} to {self.config.max_chars} chars")
+            text = _cut(text, self.config.max_chars)
+        prep.sections, letterhead = self._sections(text)
+        for heading, body in prep.sections.items():
+            role = self.roles.get(heading, "other") if heading != HEADER_KEY else (
+                "header" if letterhead else "other"
+            )
+            if role in CAPTION_ROLES:
+                prep.units.append((role, _normalise(_mark_lines(body))))
+            else:
+                prep.dropped.append(f"{role}: section {heading or 'before the first heading'}")
+        content = " ".join(body for _, body in prep.units)
+        prep.language, _ = detect_language(content)
+        if prep.language == "und":
+            prep.language, _ = detect_language(text)
+        if prep.language != "und" and prep.language not in self.config.languages:
+            allowed = ", ".join(self.config.languages)
+            prep.result = ReportResult(
+                None, f"language {prep.language!r} not in [{allowed}]", prep.language,
+                sections=prep.sections,
+            )
+        elif not prep.units:
+            prep.result = ReportResult(
+                None, "no findings or impression section", prep.language,
+                dropped=prep.dropped, sections=prep.sections,
+            )
+        return prep
+
+    def _sections(self, text: str) -> tuple[dict[str, str], bool]:
+        """Heading -> body, and whether the text before the first heading is a letterhead.
+
+        Text before a heading that opens a line is the letterhead; text before an
+        inline heading (``... Impression: ...``) is part of the report body.
+        """
+        marks = sorted(
+            [(m.start("h"), m.end(), m.group("h"), True) for m in self._line_heading.finditer(text)]
+            + [(m.start("h"), m.end(), m.group("h"), False) for m in self._inline_heading.finditer(text)]
+        )
+        found: dict[str, str] = {}
+        head = text[: marks[0][0]] if marks else text
+        if head.strip():
+            found[HEADER_KEY] = head.strip()
+        for i, (_, end, name, _) in enumerate(marks):
+            body = text[end : marks[i + 1][0] if i + 1 < len(marks) else len(text)].strip()
+            if body:
+                key = _heading_key(name)
+                found[key] = f"{found[key]}\n{body}" if key in found else body
+        return found, bool(marks) and marks[0][3]
+
+    def _select(self, prep: _Prepared, units: list[tuple[str, list[str]]]) -> ReportResult:
+        dropped = list(prep.dropped)
+        candidates: list[tuple[int, int, str, int]] = []
+        seen: set[str] = set()
+        for role, sentences in units:
+            for sentence in sentences:
+                why, rank, cost = self._assess(sentence, prep.organ, role)
+                if why is None and sentence.lower() in seen:
+                    why = "duplicate"
+                if why is not None:
+                    dropped.append(f"{why}: {sentence}")
+                    continue
+                seen.add(sentence.lower())
+                candidates.append((rank, len(candidates), sentence, cost))
+        budget = self.counter.budget
+        used = 2
+        chosen: list[tuple[int, str]] = []
+        for _, order, sentence, cost in sorted(candidates):
+            if used + cost > budget:
+                dropped.append(f"over budget ({cost} tokens): {sentence}")
+                continue
+            used += cost
+            chosen.append((order, sentence))
+        kept = [s for _, s in sorted(chosen)]
+        if not kept:
+            reason = (
+                "no sentence fits the token budget" if candidates
+                else "no recognisable content (every sentence dropped)"
+            )
+            return ReportResult(None, reason, prep.language, [], dropped, prep.sections)
+        text = " ".join(kept)
+        used = self.counter.count(text)
+        reasons = Counter(d.split(":", 1)[0].split(" (")[0] for d in dropped)
+        summary = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items()))
+        note = "; ".join(
+            [
+                f"kept {len(kept)} of {len(kept) + len(dropped)} sentences/sections"
+                + (f" (dropped: {summary})" if summary else ""),
+                f"tokens {used}/{budget} ({self.counter.describe})",
+                *prep.notes,
+            ]
+        )
+        caption = Caption(source="report", text=text, provenance=Provenance(note=note))
+        return ReportResult(caption, None, prep.language, kept, dropped, prep.sections)
+
+    def _assess(self, sentence: str, organ: str, role: str) -> tuple[str | None, int, int]:
+        """``(why dropped or None, rank, tokens without start/end)``, memoised: reports repeat sentences."""
+        key = (sentence, organ, role)
+        found = self._memo.get(key)
+        if found is None:
+            why = self._why_drop(sentence, organ)
+            rank = self._rank(role, sentence, organ) if why is None else 0
+            cost = self.counter.count(sentence) - 2 if why is None else 0
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = (why, rank, cost)
+        return found
+
+    def _why_drop(self, sentence: str, organ: str) -> str | None:
+        if self._boilerplate.search(sentence):
+            return "boilerplate"
+        if PLACEHOLDER.search(sentence):
+            return "placeholder"
+        if not _WORD.search(sentence):
+            return "no content"
+        organs = {self._organ_of[m.lower()] for m in self._term.findall(sentence)}
+        others = sorted(organs - {organ})
+        if others and organ not in organs:
+            return f"other organ: {others[0]}"
+        return None
+
+    def _rank(self, role: str, sentence: str, organ: str) -> int:
+        if role == "impression":
+            return 0
+        if self._lesion.search(sentence):
+            return 1
+        terms = {self._organ_of[m.lower()] for m in self._term.findall(sentence)}
+        return 2 if organ in terms else 3
+
+
+def _sentences(doc: Doc, text: str) -> list[str]:
+    """Sentences of ``doc`` (made from ``text``), cut by its arrays rather than through ``doc.sents``."""
+    if len(doc) == 0:
+        return []
+    array = doc.to_array([SENT_START, IDX])
+    bounds = [int(i) for i in array[1:, 1][array[1:, 0] == 1]]
+    cuts = [0, *bounds, len(text)]
+    return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+
+
+def _heading_key(name: str) -> str:
+    return " ".join(name.split()).upper()
+
+
+def _decode(raw: str | bytes | None, notes: list[str]) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding != "utf-8":
+            notes.append(f"decoded as {encoding}")
+        return text.lstrip("\ufeff")
+    notes.append("decoded as latin-1")
+    return raw.decode("latin-1")
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` chars at the last sentence end (else space) in its second half."""
+    cut = text[:limit]
+    stop = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "), cut.rfind("! "))
+    if stop > limit // 2:
+        return cut[: stop + 1]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[:space] if space > limit // 2 else cut
+
+
+def _mark_lines(body: str) -> str:
+    """Join a section's lines; list items and paragraphs end their sentence."""
+    lines = body.splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        item = _LIST_MARK.match(line)
+        text = line[item.end() :] if item else line
+        text = text.strip()
+        if not text:
+            if out and not _ENDS_SENTENCE.search(out[-1]):
+                out[-1] += "."
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if out and item and not _ENDS_SENTENCE.search(out[-1]):
+            out[-1] += "."
+        out.append(text)
+        if (item or _LIST_MARK.match(nxt)) and not _ENDS_SENTENCE.search(text):
+            out[-1] += "."
+    return " ".join(out)
+
+
+def _normalise(text: str) -> str:
+    """Spaced measurements (``1.2 x 0.8 cm``, ``12 mm``) and spelled-out abbreviations."""
+    text = _MEASURE.sub(_spaced, text)
+    for keys, pattern, replacement in _ABBREVIATIONS:
+        if any(k in text for k in keys):
+            text = pattern.sub(lambda m, r=replacement: _expand(m, r), text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _spaced(match: re.Match[str]) -> str:
+    unit = match.group("unit")
+    return f"{match.group(1)} {unit}" if unit else f"{match.group(1)} x "
+
+
+def _expand(match: re.Match[str], replacement: str) -> str:
+    groups = match.groupdict()
+    if groups.get("prefix"):
+        replacement = groups["prefix"].lower() + "echoic"
+    elif groups.get("side"):
+        replacement = "right" if groups["side"][0] in "Rr" else "left"
+    return _same_case(match.group(0), replacement)
+
+
+def _same_case(original: str, replacement: str) -> str:
+    if original[:1].isupper() and len(original) > 1 and not original[1:2].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
+
+
+def _load_nlp(name: str | None) -> tuple[object, str | None]:
+    import spacy
+
+    note = None
+    if name:
+        try:
+            nlp = spacy.load(name, exclude=["ner", "lemmatizer", "textcat"])
+            if not any(p in nlp.pipe_names for p in ("parser", "senter", "sentencizer")):
+                nlp.add_pipe("sentencizer")
+            return nlp, None
+        except OSError:
+            note = f"spaCy model {name!r} not installed; used the blank English sentencizer"
+    nlp = spacy.blank("en")
+    nlp.tokenizer = ReportTokenizer(nlp.vocab)
+    nlp.add_pipe("sentencizer")
+    return nlp, note
+
+
+class ReportTokenizer:
+    """A regex tokenizer for report sentences: decimals, abbreviations and initials stay whole.
+
+    Several times faster than spaCy's rule tokenizer, and enough for the
+    sentencizer, which only needs ``.``/``!``/``?`` as tokens of their own.
+    """
+
+    TOKEN = re.compile(
+        r"(\d+(?:[.,:/]\d+)*"
+        r"|(?i:e\.g\.|i\.e\.|vs\.|approx\.|cf\.|incl\.|esp\.|resp\.|dr\.|mr\.|mrs\.|ms\.|st\.|prof\.)"
+        r"|(?:[^\W\d_]\.){2,}"
+        r"|[^\W\d_]+(?:['’-][^\W\d_]+)*"
+        r"|\S)( ?)"
+    )
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+
+    def __call__(self, text: str) -> Doc:
+        pairs = self.TOKEN.findall(text)
+        if not pairs:
+            return Doc(self.vocab, words=[], spaces=[])
+        words, gaps = zip(*pairs, strict=True)
+        return Doc(self.vocab, words=list(words), spaces=[bool(g) for g in gaps])
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[Doc]:
+        for text in texts:
+            yield self(text)
