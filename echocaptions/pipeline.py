@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from echocaptions.captions.policy import CaptionPolicy
+from echocaptions.captions.report_stage import ReportStage
 from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
 from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
@@ -78,6 +79,7 @@ def tqdm_progress(quiet: bool) -> ProgressFactory:
 class Prepared:
     sources: list[tuple[SourceSpec, Source]]
     policy: CaptionPolicy
+    reports: ReportStage
     executor: Any
     out: Path
     skipped: dict[str, str] = field(default_factory=dict)
@@ -117,13 +119,24 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
         policy = CaptionPolicy(
             recipe.captions.policy,
             seed=recipe.seed,
-            keep_reports=recipe.keep_reports,
             template_dir=Path(recipe.captions.template_dir) if recipe.captions.template_dir else None,
         )
+        spec = recipe.reports
+        reports = ReportStage(
+            tokenizer=spec.tokenizer,
+            budget=spec.budget,
+            languages=tuple(spec.languages),
+            sections={k.upper(): v for k, v in spec.sections.items()},
+            spacy_model=spec.spacy_model,
+            ner=spec.ner,
+            fill_findings=spec.fill_findings,
+        )
         runner = get_executor(executor, workers)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         raise BuildError(str(exc)) from exc
-    return Prepared(sources=sources, policy=policy, executor=runner, out=out, skipped=skipped)
+    return Prepared(
+        sources=sources, policy=policy, reports=reports, executor=runner, out=out, skipped=skipped
+    )
 
 
 def _check_output_folder(out: Path, inputs: list[Path]) -> None:
@@ -332,7 +345,7 @@ def build(
         shutil.rmtree(tmp_data)
     written = write_splits(
         tmp_data,
-        _published_rows(tasks, keep_positions, splits.split_of, prepared.policy, recipe.keep_reports, stats),
+        _published_rows(tasks, keep_positions, splits.split_of, prepared, recipe.reports.publish, stats),
         dict(split_counts),
         recipe.output.rows_per_shard,
     )
@@ -345,6 +358,11 @@ def build(
     _finish_stats(stats, counts, rejects, split_counts, written, splits.groups, len(tasks), len(todo))
     stats["leakage"] = leakage
     stats["near_duplicates"] = {"clusters": dedup.clusters, "label_conflicts": dedup.label_conflicts}
+    stats["reports"] = {
+        "processed": prepared.reports.reports_seen,
+        "languages": dict(prepared.reports.languages),
+        "phi_removed": dict(prepared.reports.phi_removed),
+    }
     stats = _plain(stats)
     _publish(out, tmp_data, recipe, stats, split_files, rejects)
     if not keep_work:
@@ -413,20 +431,25 @@ def _published_rows(
     tasks: list[ShardTask],
     keep_positions: set[int],
     split_of: dict[str, str],
-    policy: CaptionPolicy,
-    keep_reports: bool,
+    prepared: Prepared,
+    publish_reports: bool,
     stats: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
     position = -1
     for task in tasks:
         for batch in pq.ParquetFile(task.staged_path).iter_batches(batch_size=64):
+            rows = []
             for row in batch.to_pylist():
                 position += 1
                 split = split_of.get(row["id"])
-                if split is None or position not in keep_positions:
-                    continue
-                item = SourceItem.from_dict(json.loads(row["item"]))
-                caption, caption_source, captions, meta = policy.choose(row["id"], item)
+                if split is not None and position in keep_positions:
+                    rows.append((row, split, SourceItem.from_dict(json.loads(row["item"]))))
+            outcomes = prepared.reports.process([(item.report, item.organ) for _, _, item in rows])
+            for (row, split, item), outcome in zip(rows, outcomes, strict=True):
+                findings, findings_source = merge_findings(item.findings, outcome.findings)
+                caption, caption_source, captions, meta = prepared.policy.choose(
+                    row["id"], item, findings, outcome.result
+                )
                 if item.extra.get("burned_in_annotation"):
                     meta["flags"] = "burned_in_annotation"
                 record = Record(
@@ -445,8 +468,10 @@ def _published_rows(
                     patient_id=item.patient_id,
                     study_id=item.study_id,
                     label=item.label,
-                    findings=item.findings,
-                    report=item.report if keep_reports else None,
+                    findings=findings,
+                    findings_source=findings_source,
+                    report=outcome.text if publish_reports else None,
+                    report_language=outcome.result.language if outcome.result else None,
                     caption=caption,
                     caption_source=caption_source,
                     captions=captions,
@@ -455,6 +480,17 @@ def _published_rows(
                 )
                 _count(stats, item, record, captions)
                 yield record_to_row(record)
+
+
+def merge_findings(
+    layout: dict[str, str | None], from_report: dict[str, str]
+) -> tuple[dict[str, str | None], str | None]:
+    """The layout's findings, completed by those read from the report; and where they came from."""
+    merged = {k: v for k, v in layout.items() if v is not None}
+    added = {k: v for k, v in from_report.items() if merged.get(k) is None}
+    merged.update(added)
+    sources = [name for name, used in (("layout", len(merged) > len(added)), ("report", bool(added))) if used]
+    return merged, "+".join(sources) or None
 
 
 def _check_accounting(counts: dict[str, Counter]) -> None:

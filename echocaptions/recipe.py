@@ -57,6 +57,28 @@ class CaptionSpec(_Strict):
         return value
 
 
+class ReportSpec(_Strict):
+    """How expert reports become captions; they are always de-identified first."""
+
+    publish: bool = True
+    tokenizer: str = "clip"
+    budget: int | None = Field(default=None, ge=8)
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    sections: dict[str, Literal["impression", "findings", "history", "technique", "comparison", "other"]] = Field(
+        default_factory=dict
+    )
+    spacy_model: str | None = None
+    ner: Literal["auto", "on", "off"] = "off"
+    fill_findings: bool = True
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, value: str) -> str:
+        if value not in ("clip", "bert") and not value.startswith("bert:"):
+            raise ValueError(f"tokenizer {value!r}: allowed values: 'clip', 'bert', 'bert:/path/to/tokenizer'")
+        return value
+
+
 class SplitSpec(_Strict):
     train: float = Field(default=0.8, ge=0.0, le=1.0)
     validation: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -125,7 +147,7 @@ class Recipe(_Strict):
     image: ImageSpec = Field(default_factory=ImageSpec)
     video: VideoSpec = Field(default_factory=VideoSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
-    keep_reports: bool = False
+    reports: ReportSpec = Field(default_factory=ReportSpec)
     synth: SynthSpec | None = None
 
     @field_validator("sources")

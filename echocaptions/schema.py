@@ -221,7 +221,9 @@ class Record:
     study_id: str | None = None
     label: str | None = None
     findings: dict[str, str | None] = field(default_factory=dict)
+    findings_source: str | None = None
     report: str | None = None
+    report_language: str | None = None
     caption: str = ""
     caption_source: str = ""
     captions: list[Caption] = field(default_factory=list)
@@ -242,7 +244,9 @@ COLUMNS: tuple[str, ...] = (
     "study_id",
     "label",
     "findings",
+    "findings_source",
     "report",
+    "report_language",
     "caption",
     "caption_source",
     "captions",
@@ -287,7 +291,9 @@ def hf_features():
             "study_id": Value("string"),
             "label": ClassLabel(names=list(LABEL_NAMES)),
             "findings": {name: Value("string") for name in FINDINGS_FIELDS},
+            "findings_source": Value("string"),
             "report": Value("string"),
+            "report_language": Value("string"),
             "caption": Value("string"),
             "caption_source": Value("string"),
             "captions": List(
@@ -338,7 +344,9 @@ def record_to_row(record: Record) -> dict[str, Any]:
         "study_id": record.study_id,
         "label": -1 if record.label is None else LABEL_NAMES.index(record.label),
         "findings": findings,
+        "findings_source": record.findings_source,
         "report": record.report,
+        "report_language": record.report_language,
         "caption": record.caption,
         "caption_source": record.caption_source,
         "captions": [c.to_row() for c in record.captions],

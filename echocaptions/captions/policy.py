@@ -2,7 +2,8 @@
 
 The recipe's ordered list (e.g. ``[report, template]``) picks ``caption``;
 all candidates stay in ``captions`` with provenance, and ``caption_meta``
-records the policy, the choice and why earlier tiers were skipped.
+records the policy, the choice and why earlier tiers were skipped. Report
+captions arrive already made (and de-identified) by the report stage.
 """
 
 from __future__ import annotations
@@ -11,58 +12,58 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from echocaptions.captions.reports import report_caption
+from echocaptions.captions.reports import ReportResult
+from echocaptions.captions.templates import TemplateCaptioner
 from echocaptions.schema import Caption, SourceItem
 
 
 class CaptionPolicy:
-    def __init__(
-        self,
-        policy: list[str],
-        seed: int = 0,
-        keep_reports: bool = False,
-        template_dir: Path | None = None,
-    ) -> None:
-        from echocaptions.captions.templates import TemplateCaptioner
-
+    def __init__(self, policy: list[str], seed: int = 0, template_dir: Path | None = None) -> None:
         self.policy = list(policy)
-        self.keep_reports = keep_reports
         self.templates = TemplateCaptioner(template_dir, seed=seed)
 
-    def candidates(self, record_id: str, item: SourceItem) -> tuple[list[Caption], dict[str, str]]:
+    def candidates(
+        self,
+        record_id: str,
+        item: SourceItem,
+        findings: dict[str, str | None],
+        report: ReportResult | None,
+    ) -> tuple[list[Caption], dict[str, str]]:
         """All candidates this row has, and why each missing tier is missing."""
         found: list[Caption] = []
         missing: dict[str, str] = {}
         if "report" in self.policy:
-            if not item.report:
+            if report is None:
                 missing["report"] = "no report for this image"
-            elif not self.keep_reports:
-                missing["report"] = "reports withheld (keep_reports is false)"
+            elif report.caption is None:
+                missing["report"] = report.reason or "report has no usable sentence"
             else:
-                cap = report_caption(item.report)
-                if cap is None:
-                    missing["report"] = "report has no usable sentence"
-                else:
-                    found.append(cap)
+                found.append(report.caption)
         found.append(
             self.templates.caption(
                 record_id=record_id,
                 organ=item.organ,
                 label=item.label,
-                findings=item.findings,
+                findings=findings,
                 view=item.view,
                 dataset=item.dataset,
             )
         )
         return found, missing
 
-    def choose(self, record_id: str, item: SourceItem) -> tuple[str, str, list[Caption], dict[str, Any]]:
+    def choose(
+        self,
+        record_id: str,
+        item: SourceItem,
+        findings: dict[str, str | None] | None = None,
+        report: ReportResult | None = None,
+    ) -> tuple[str, str, list[Caption], dict[str, Any]]:
         """``(caption, caption_source, captions, caption_meta)`` for one row."""
-        found, missing = self.candidates(record_id, item)
+        found, missing = self.candidates(
+            record_id, item, item.findings if findings is None else findings, report
+        )
         by_source = {c.source: c for c in found}
-        chosen = next((by_source[s] for s in self.policy if s in by_source), None)
-        if chosen is None:
-            chosen = by_source["template"]
+        chosen = next((by_source[s] for s in self.policy if s in by_source), by_source["template"])
         order = self.policy if chosen.source in self.policy else [*self.policy, chosen.source]
         earlier = order[: order.index(chosen.source)]
         skipped = [f"{s}: {missing[s]}" for s in earlier if s in missing]

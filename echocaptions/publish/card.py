@@ -82,6 +82,7 @@ def render_card(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]
         ("spanning two splits", "count"),
     )
     policy = " ▸ ".join(recipe.captions.policy)
+    phi = ", ".join(f"{k} {v}" for k, v in sorted(stats["reports"]["phi_removed"].items())) or "none"
     return f"""---
 {header}---
 
@@ -134,7 +135,10 @@ ds = load_dataset("path/or/repo-id")
 ds["train"][0]["image"], ds["train"][0]["caption"]
 ```
 
-Template captions are generated from structured labels; report captions come from
-expert reports{'' if recipe.keep_reports else ' (withheld in this build: keep_reports is false)'}.
+Template captions are generated from structured labels and findings; report
+captions come from expert reports after de-identification (names, dates, ids,
+phone numbers, addresses, ages over 89 and hospital names replaced by typed
+placeholders such as `[NAME]`; removals this build: {phi}). The `report` column
+{'holds the de-identified reports' if recipe.reports.publish else 'is empty in this build (reports.publish is false)'}.
 Each source keeps its own licence; check it before redistribution.
 """

@@ -96,16 +96,25 @@ def test_same_recipe_inputs_and_seed_give_identical_parquet(phantom_root: Path, 
     assert parquet_digests(other.out) != parquet_digests(one.out)
 
 
-def test_reports_withheld_unless_recipe_keeps_them(phantom_root: Path, tmp_path: Path) -> None:
-    withheld = datasets.load_dataset(str(run("liver", phantom_root, tmp_path / "w").out))
-    assert all(r is None for part in withheld.values() for r in part["report"])
-    assert all(
-        "keep_reports is false" in (m["fallback"] or "")
-        for part in withheld.values()
-        for m, d in zip(part["caption_meta"], part["dataset"], strict=True)
-        if d == "reports"
-    )
-    kept = datasets.load_dataset(str(run("liver", phantom_root, tmp_path / "k", "keep_reports=true").out))
-    sources = [s for part in kept.values() for s in part["caption_source"]]
-    assert "report" in sources
-    assert any(r for part in kept.values() for r in part["report"])
+def test_reports_are_deidentified_captioned_and_read_for_findings(phantom_root: Path, tmp_path: Path) -> None:
+    import re
+
+    annotation = json.loads((phantom_root / "ultrasound_reports" / "annotation.json").read_text())
+    raw = [study["finding"] for split in annotation.values() for study in split]
+    result = run("liver", phantom_root, tmp_path / "liver")
+    ds = datasets.load_dataset(str(result.out))
+    rows = [r for part in ds.values() for r in part.remove_columns("image")]
+    reports = [r for r in rows if r["dataset"] == "reports"]
+    assert reports and all(r["report"] for r in reports)
+    assert {r["report_language"] for r in reports} == {"en"}
+    assert any(r["caption_source"] == "report" for r in reports)
+    assert any(r["findings_source"] and "report" in r["findings_source"] for r in reports)
+    published = "\n".join(r["report"] + "\n" + r["caption"] for r in reports)
+    assert "[NAME]" in published or "[DATE]" in published
+    for text in raw:
+        for mrn in re.findall(r"MRN[:#]?\s*([0-9]{6,})", text):
+            assert mrn not in published
+    assert result.stats["reports"]["phi_removed"]
+    withheld = run("liver", phantom_root, tmp_path / "w", "reports.publish=false")
+    ds = datasets.load_dataset(str(withheld.out))
+    assert all(r is None for part in ds.values() for r in part["report"])

@@ -1,0 +1,92 @@
+"""The report stage of a build: de-identify, caption and read findings from reports.
+
+Reports are processed per batch of rows; rows that share a report (all images
+of one study) share one result. Every text that leaves this stage is
+de-identified first: the published report column, the report caption and the
+findings read from the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from echocaptions.captions.deid import Deidentifier
+from echocaptions.captions.findings_text import FindingsMatcher
+from echocaptions.captions.reports import (
+    DEFAULT_SECTIONS,
+    ReportCaptioner,
+    ReportConfig,
+    ReportResult,
+)
+from echocaptions.schema import FINDINGS_BY_ORGAN
+
+RECENT_REPORTS = 4096
+
+
+@dataclass
+class ReportOutcome:
+    """What one report gives its rows."""
+
+    text: str | None = None
+    result: ReportResult | None = None
+    findings: dict[str, str] = field(default_factory=dict)
+
+
+class ReportStage:
+    def __init__(
+        self,
+        tokenizer: str = "clip",
+        budget: int | None = None,
+        languages: tuple[str, ...] = ("en",),
+        sections: dict[str, str] | None = None,
+        spacy_model: str | None = None,
+        ner: str = "auto",
+        fill_findings: bool = True,
+    ) -> None:
+        self.deid = Deidentifier(use_ner={"auto": None, "on": True, "off": False}[ner])
+        self.captioner = ReportCaptioner(
+            ReportConfig(
+                sections={**DEFAULT_SECTIONS, **(sections or {})},
+                tokenizer=tokenizer,
+                budget=budget,
+                languages=tuple(languages),
+                spacy_model=spacy_model,
+            )
+        )
+        self.matcher = FindingsMatcher() if fill_findings else None
+        self.phi_removed: Counter = Counter()
+        self.languages: Counter = Counter()
+        self.reports_seen = 0
+        self._recent: OrderedDict[str, ReportOutcome] = OrderedDict()
+
+    def process(self, reports: list[tuple[str | None, str]]) -> list[ReportOutcome]:
+        """One outcome per ``(report, organ)``; a report shared by several rows is processed once."""
+        keys = [_key(text, organ) if text and text.strip() else None for text, organ in reports]
+        todo: dict[str, tuple[str, str]] = {}
+        for key, (text, organ) in zip(keys, reports, strict=True):
+            if key is not None and key not in todo and key not in self._recent:
+                todo[key] = (text, organ)
+        scrubbed: dict[str, str] = {}
+        for key, (text, _) in todo.items():
+            clean = self.deid.scrub(text)
+            scrubbed[key] = clean.text
+            self.phi_removed.update(clean.counts)
+        results = self.captioner.caption_many([(scrubbed[k], organ) for k, (_, organ) in todo.items()])
+        for (key, (_, organ)), result in zip(todo.items(), results, strict=True):
+            found = self.matcher.findings(scrubbed[key], organ) if self.matcher else {}
+            allowed = FINDINGS_BY_ORGAN[organ]
+            self._recent[key] = ReportOutcome(
+                text=scrubbed[key], result=result, findings={k: v for k, v in found.items() if k in allowed}
+            )
+            self.languages[result.language] += 1
+        self.reports_seen += len(todo)
+        outcomes = [self._recent[k] if k is not None else ReportOutcome() for k in keys]
+        while len(self._recent) > RECENT_REPORTS:
+            self._recent.popitem(last=False)
+        return outcomes
+
+
+def _key(text: str, organ: str) -> str:
+    return hashlib.sha256(f"{organ}\x1f{text}".encode("utf-8", "surrogatepass")).hexdigest()
