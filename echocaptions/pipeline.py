@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMResult, LLMServerError
 from echocaptions.captions.policy import CaptionPolicy
-from echocaptions.captions.report_stage import ReportStage
+from echocaptions.captions.report_stage import ReportOutcome, ReportStage
 from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
 from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
@@ -83,6 +84,8 @@ class Prepared:
     executor: Any
     out: Path
     skipped: dict[str, str] = field(default_factory=dict)
+    llm: LLMCaptioner | None = None
+    llm_with_report: bool = False
 
 
 def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
@@ -132,11 +135,35 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
             fill_findings=spec.fill_findings,
         )
         runner = get_executor(executor, workers)
+        llm = _llm_captioner(recipe, out) if "llm" in recipe.captions.policy else None
     except (ValueError, OSError, RuntimeError) as exc:
         raise BuildError(str(exc)) from exc
     return Prepared(
-        sources=sources, policy=policy, reports=reports, executor=runner, out=out, skipped=skipped
+        sources=sources,
+        policy=policy,
+        reports=reports,
+        executor=runner,
+        out=out,
+        skipped=skipped,
+        llm=llm,
+        llm_with_report=bool(recipe.llm and recipe.llm.with_report),
     )
+
+
+def _llm_captioner(recipe: Recipe, out: Path) -> LLMCaptioner:
+    """The LLM tier's client, checked against its server before any work.
+
+    Answers are cached in ``OUT/.cache/llm.sqlite``, so a rerun or a resumed
+    build sends nothing that was already answered.
+    """
+    spec = recipe.llm
+    fields = spec.model_dump(exclude={"api_key_env", "with_report"})
+    api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else "EMPTY"
+    config = LLMConfig(**fields, api_key=api_key or "EMPTY", template_dir=recipe.captions.template_dir)
+    captioner = LLMCaptioner(config, cache_path=out / ".cache" / "llm.sqlite")
+    captioner.check_server()
+    (out / ".cache").mkdir(parents=True, exist_ok=True)
+    return captioner
 
 
 def _check_output_folder(out: Path, inputs: list[Path]) -> None:
@@ -445,10 +472,13 @@ def _published_rows(
                 if split is not None and position in keep_positions:
                     rows.append((row, split, SourceItem.from_dict(json.loads(row["item"]))))
             outcomes = prepared.reports.process([(item.report, item.organ) for _, _, item in rows])
-            for (row, split, item), outcome in zip(rows, outcomes, strict=True):
-                findings, findings_source = merge_findings(item.findings, outcome.findings)
+            merged = [merge_findings(item.findings, o.findings) for (_, _, item), o in zip(rows, outcomes, strict=True)]
+            answers = _llm_answers(prepared, rows, outcomes, merged)
+            for (row, split, item), outcome, (findings, findings_source), answer in zip(
+                rows, outcomes, merged, answers, strict=True
+            ):
                 caption, caption_source, captions, meta = prepared.policy.choose(
-                    row["id"], item, findings, outcome.result
+                    row["id"], item, findings, outcome.result, answer
                 )
                 if item.extra.get("burned_in_annotation"):
                     meta["flags"] = "burned_in_annotation"
@@ -480,6 +510,33 @@ def _published_rows(
                 )
                 _count(stats, item, record, captions)
                 yield record_to_row(record)
+
+
+def _llm_answers(
+    prepared: Prepared,
+    rows: list[tuple[dict[str, Any], str, SourceItem]],
+    outcomes: list[ReportOutcome],
+    merged: list[tuple[dict[str, str | None], str | None]],
+) -> list[LLMResult | None]:
+    if prepared.llm is None or not rows:
+        return [None] * len(rows)
+    with_report = prepared.llm_with_report
+    requests = [
+        LLMRequest(
+            record_id=row["id"],
+            organ=item.organ,
+            label=item.label,
+            findings=findings,
+            view=item.view,
+            dataset=item.dataset,
+            report=outcome.text if with_report else None,
+        )
+        for (row, _, item), outcome, (findings, _) in zip(rows, outcomes, merged, strict=True)
+    ]
+    try:
+        return list(prepared.llm.caption(requests))
+    except LLMServerError as exc:
+        raise BuildError(f"{exc}\nanswers so far are cached; rerun the same command to resume") from exc
 
 
 def merge_findings(

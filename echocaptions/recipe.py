@@ -41,8 +41,30 @@ class SourceSpec(_Strict):
     limit: int | None = Field(default=None, ge=1)
 
 
+class LLMSpec(_Strict):
+    """A vLLM (or any OpenAI-compatible) server for the LLM caption tier."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=96, ge=8)
+    seed: int = 0
+    concurrency: int = Field(default=8, ge=1)
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    captions_per_image: int = Field(default=1, ge=1)
+    prompt: str = "caption"
+    prompt_dir: str | None = None
+    structured: Literal["auto", "json_schema", "off"] = "auto"
+    validation_retries: int = Field(default=2, ge=0)
+    min_words: int = Field(default=5, ge=1)
+    max_words: int = Field(default=60, ge=2)
+    with_report: bool = False
+
+
 class CaptionSpec(_Strict):
-    policy: list[Literal["report", "template"]] = Field(
+    policy: list[Literal["report", "llm", "template"]] = Field(
         default_factory=lambda: ["report", "template"]
     )
     template_dir: str | None = None
@@ -148,7 +170,17 @@ class Recipe(_Strict):
     video: VideoSpec = Field(default_factory=VideoSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     reports: ReportSpec = Field(default_factory=ReportSpec)
+    llm: LLMSpec | None = None
     synth: SynthSpec | None = None
+
+    @model_validator(mode="after")
+    def _llm_needs_a_server(self) -> Recipe:
+        if "llm" in self.captions.policy and self.llm is None:
+            raise ValueError(
+                "captions.policy names llm but the recipe has no llm block "
+                "(llm: {base_url: http://127.0.0.1:8000/v1, model: NAME})"
+            )
+        return self
 
     @field_validator("sources")
     @classmethod

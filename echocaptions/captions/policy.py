@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from echocaptions.captions.llm import LLMResult
 from echocaptions.captions.reports import ReportResult
 from echocaptions.captions.templates import TemplateCaptioner
 from echocaptions.schema import Caption, SourceItem
@@ -28,6 +29,7 @@ class CaptionPolicy:
         item: SourceItem,
         findings: dict[str, str | None],
         report: ReportResult | None,
+        llm: LLMResult | None = None,
     ) -> tuple[list[Caption], dict[str, str]]:
         """All candidates this row has, and why each missing tier is missing."""
         found: list[Caption] = []
@@ -39,6 +41,13 @@ class CaptionPolicy:
                 missing["report"] = report.reason or "report has no usable sentence"
             else:
                 found.append(report.caption)
+        if "llm" in self.policy:
+            if llm is None:
+                missing["llm"] = "no LLM answer for this image"
+            elif not llm.captions:
+                missing["llm"] = "no LLM caption passed validation: " + "; ".join(llm.failures[:3])
+            else:
+                found.extend(llm.captions)
         found.append(
             self.templates.caption(
                 record_id=record_id,
@@ -57,12 +66,15 @@ class CaptionPolicy:
         item: SourceItem,
         findings: dict[str, str | None] | None = None,
         report: ReportResult | None = None,
+        llm: LLMResult | None = None,
     ) -> tuple[str, str, list[Caption], dict[str, Any]]:
         """``(caption, caption_source, captions, caption_meta)`` for one row."""
         found, missing = self.candidates(
-            record_id, item, item.findings if findings is None else findings, report
+            record_id, item, item.findings if findings is None else findings, report, llm
         )
-        by_source = {c.source: c for c in found}
+        by_source: dict[str, Caption] = {}
+        for c in found:
+            by_source.setdefault(c.source, c)
         chosen = next((by_source[s] for s in self.policy if s in by_source), by_source["template"])
         order = self.policy if chosen.source in self.policy else [*self.policy, chosen.source]
         earlier = order[: order.index(chosen.source)]
