@@ -73,6 +73,57 @@ def build(
         typer.echo(f"rejected 0 of {stats['read']} items")
 
 
+captions_app = typer.Typer(no_args_is_help=True, help="Look at caption tiers.")
+app.add_typer(captions_app, name="captions")
+
+
+@captions_app.command("preview")
+def captions_preview(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Bundled recipe name or YAML path.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Examples per template level.")] = 20,
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the downloaded datasets.")] = None,
+    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override.")] = [],  # noqa: B006
+) -> None:
+    """Template captions of the recipe's own records, up to N per level (findings, diagnosis, organ)."""
+    from echocaptions.captions.templates import LEVELS, TemplateCaptioner
+    from echocaptions.recipe import RecipeError, load_recipe
+    from echocaptions.schema import SourceItem
+    from echocaptions.sources import SourceError, get_source_class
+
+    try:
+        parsed = load_recipe(recipe, data_root=data_root, sources=_parse_sources(source), overrides=set_)
+    except RecipeError as exc:
+        _fail(str(exc))
+    template_dir = Path(parsed.captions.template_dir) if parsed.captions.template_dir else None
+    captioner = TemplateCaptioner(template_dir, seed=parsed.seed)
+    shown: dict[str, list[str]] = {level: [] for level in LEVELS}
+    for spec in parsed.sources:
+        try:
+            src = get_source_class(spec.layout)(spec.name, parsed.source_root(spec), spec.options, role=spec.role)
+            src.check()
+        except SourceError as exc:
+            if spec.optional:
+                continue
+            _fail(str(exc))
+        for item in src.items():
+            if not isinstance(item, SourceItem) or (spec.organs and item.organ not in spec.organs):
+                continue
+            cap = captioner.caption(
+                record_id=item.id, organ=item.organ, label=item.label, findings=item.findings,
+                view=item.view, dataset=item.dataset,
+            )
+            level = cap.provenance.level or "organ"
+            if len(shown[level]) < n:
+                shown[level].append(f"[{item.dataset}:{item.source_path}] {cap.text}")
+            if all(len(v) >= n for v in shown.values()):
+                break
+    for level in LEVELS:
+        typer.secho(f"{level} level ({len(shown[level])})", bold=True)
+        for line in shown[level]:
+            typer.echo(f"  {line}")
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write phantom sources into.")],

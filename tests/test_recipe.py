@@ -70,3 +70,16 @@ def test_override_errors() -> None:
         load_recipe("thyroid", overrides=["captions.policy=[report, poem]"])
     with pytest.raises(RecipeError, match="no bundled recipe named 'kidney'"):
         load_recipe("kidney")
+
+
+def test_captions_preview_prints_examples_per_level(phantom_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from echocaptions.cli import app
+
+    result = CliRunner().invoke(app, ["captions", "preview", "--recipe", "thyroid", "--data-root", str(phantom_root), "--n", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "findings level (2)" and "TI-RADS" in lines[1]
+    assert any(line.startswith("diagnosis level") for line in lines)
+    assert all("breast" not in line for line in lines), "organ filters of the recipe apply"
