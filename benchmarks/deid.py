@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from echocaptions.captions._clinical_terms import CLINICAL_TERMS
 from echocaptions.captions.deid import Deidentifier
 from echocaptions.synth.reports import _FINDINGS, make_report, sample_findings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.captions.test_deid import CLINICAL_TERMS  # noqa: E402
 
 
 def phantom_reports(n: int, seed: int) -> list:

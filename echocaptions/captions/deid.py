@@ -277,7 +277,13 @@ _BAD_CUE_PREV = frozenset({"exam", "study", "procedure", "protocol", "series", "
                            "product", "test", "device", "sequence", "institution", "facility"})
 
 
+_LABEL_CUE_LAST = frozenset(c.rsplit(" ", 1)[-1] for c in _LABEL_CUES)
+
+
 def _after_label_cue(text: str, pos: int) -> bool:
+    last = text[max(0, pos - 48):pos].rsplit(None, 1)[-1:]
+    if not last or last[0].strip(":,;").lower() not in _LABEL_CUE_LAST:
+        return False  # every cue ends with this word
     words = _prev_words(text, pos)
     for n in (3, 2, 1):
         if len(words) >= n and " ".join(words[-n:]) in _LABEL_CUES:
@@ -564,7 +570,9 @@ def _rules() -> list[_Rule]:
           rank="NAME_WEAK", not_after="'’"),
         r("NAME", rf",[ ]?(?P<first>{NT})(?![\w'’])(?:[ ](?:{INIT}|[{_UP}](?![\w'’])))?",
           check=_check_comma_name, rank="NAME_WEAK", needles=(",",)),
-        r("ID", r"\d\d\d+", check=_check_bare_id),
+        # \d\d\d+ (whole digit runs) less the runs _check_bare_id always rejects: under six digits
+        # with no letter or hyphen before them (_ID_LEFT)
+        r("ID", r"\d{6,}|(?<=[A-Z-])\d{3,5}(?!\d)", check=_check_bare_id),
         r("AGE", rf"{AGE_NUM}(?=[ -]*(?i:years?|yrs?|y)[ -]*(?i:old|of[ ]age)\b"
                  r"|[ ]?(?i:y/o|y\.o\.?|yo\b|yoa\b|yrs?\b|years?\b)|[ ]?(?:M|F)\b(?![ ]?(?i:hz|mhz)))",
           not_after=".-"),
@@ -643,6 +651,22 @@ class Deidentifier:
             spans += self._ner_spans(text, spans)
         return _apply(text, spans)
 
+    def scrub_many(self, texts: Iterable[str], batch_size: int = 64) -> list[Scrubbed]:
+        """:meth:`scrub` for many texts, with the same results; with NER, spaCy runs batched (``nlp.pipe``)."""
+        texts = list(texts)
+        if self.model_name is None:
+            return [self.scrub(t) for t in texts]
+        out = [Scrubbed(text=t or "", counts={}) for t in texts]
+        todo = [i for i, t in enumerate(texts) if t]
+        docs = self._pipeline().pipe((texts[i] for i in todo), batch_size=batch_size)
+        for i, doc in zip(todo, docs, strict=True):
+            text = texts[i]
+            spans = self._pattern_spans(text)
+            spans += self._propagated_names(text, spans)
+            spans += self._ner_spans(text, spans, doc)
+            out[i] = _apply(text, spans)
+        return out
+
     def _pattern_spans(self, text: str) -> list[_Span]:
         spans: list[_Span] = []
         lower = text.lower()
@@ -696,8 +720,9 @@ class Deidentifier:
                 i = lower.find(token, i + 1)
         return out
 
-    def _ner_spans(self, text: str, spans: list[_Span]) -> list[_Span]:
-        doc = self._pipeline()(text)
+    def _ner_spans(self, text: str, spans: list[_Span], doc: Any = None) -> list[_Span]:
+        if doc is None:
+            doc = self._pipeline()(text)
         addresses = [(sp.start, sp.end) for sp in spans if sp.kind == "ADDRESS"]
         out: list[_Span] = []
         for ent in doc.ents:
@@ -796,6 +821,14 @@ _NAME_PART = re.compile(r"[^\s,]+")
 
 def _cut_name(text: str, s: int, e: int, min_tokens: int) -> tuple[int, int] | None:
     """End a name candidate before the first header or stop word ("Jane Doe MRN" -> "Jane Doe")."""
+    cut = _cut_name_in(text[s:e], min_tokens)
+    return None if cut is None else (s, s + cut)
+
+
+@functools.lru_cache(maxsize=8192)
+def _cut_name_in(text: str, min_tokens: int) -> int | None:
+    """:func:`_cut_name` on the candidate alone: where it ends, or ``None``."""
+    s, e = 0, len(text)
     n = 0
     for tok in _NAME_PART.finditer(text, s, e):
         word = tok.group().lower().rstrip(":;")
@@ -806,7 +839,7 @@ def _cut_name(text: str, s: int, e: int, min_tokens: int) -> tuple[int, int] | N
             n += 1
     while e > s and text[e - 1] in " ,\t":
         e -= 1
-    return (s, e) if n >= min_tokens and e > s else None
+    return e if n >= min_tokens and e > s else None
 
 
 _EPONYM_TAIL = re.compile(rf"[ ]({NT})$")

