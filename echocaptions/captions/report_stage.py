@@ -69,8 +69,7 @@ class ReportStage:
             if key is not None and key not in todo and key not in self._recent:
                 todo[key] = (text, organ)
         scrubbed: dict[str, str] = {}
-        for key, (text, _) in todo.items():
-            clean = self.deid.scrub(text)
+        for key, clean in zip(todo, self.deid.scrub_many([text for text, _ in todo.values()]), strict=True):
             scrubbed[key] = clean.text
             self.phi_removed.update(clean.counts)
         results = self.captioner.caption_many([(scrubbed[k], organ) for k, (_, organ) in todo.items()])
