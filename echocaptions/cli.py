@@ -166,6 +166,44 @@ def recipes() -> None:
 
 
 @app.command()
+def diversity(
+    folder: Annotated[Path, typer.Argument(help="A built dataset folder.")],
+    by: Annotated[str, typer.Option(help="Comma-separated grouping columns, or 'strategy'.")] = "caption_source",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Lexical diversity and findings fidelity of a build's captions, grouped."""
+    import pyarrow.parquet as pq
+
+    from echocaptions.metrics.diversity import grouped
+    from echocaptions.metrics.tables import SUMMARY_HEAD, strategy_rows, summary_table
+    from echocaptions.schema import LABEL_NAMES, ORGANS
+
+    shards = sorted((folder / "data").glob("*.parquet"))
+    if not shards:
+        _fail(f"{folder}: no data/*.parquet; run `echocaptions build` into this folder first")
+    columns = ["id", "caption", "caption_source", "organ", "label", "dataset", "findings", "captions", "split"]
+    rows = []
+    for shard in shards:
+        for r in pq.read_table(shard, columns=columns).to_pylist():
+            r["organ"] = ORGANS[r["organ"]]
+            r["label"] = None if r["label"] is None or r["label"] < 0 else LABEL_NAMES[r["label"]]
+            rows.append(r)
+    rows.sort(key=lambda r: r["id"])
+    keys = [k.strip() for k in by.split(",") if k.strip()]
+    if keys == ["strategy"]:
+        rows = strategy_rows(rows)
+    unknown = [k for k in keys if k not in (*columns, "strategy")]
+    if unknown:
+        _fail(f"--by {by!r}: unknown columns {unknown}; choose from {', '.join((*columns, 'strategy'))}")
+    tables = grouped(rows, keys)
+    if as_json:
+        typer.echo(json.dumps(tables, indent=2, sort_keys=True))
+        return
+    for line in [" | ".join(SUMMARY_HEAD), *(" | ".join(r) for r in summary_table({"t": tables}, "t"))]:
+        typer.echo(line)
+
+
+@app.command()
 def publish(
     folder: Annotated[Path, typer.Argument(help="A built dataset folder.")],
     repo_id: Annotated[str, typer.Option(help="ORG/NAME on the Hugging Face Hub.")],

@@ -34,6 +34,7 @@ from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
 from echocaptions.executors import get_executor
 from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
+from echocaptions.metrics.tables import diversity_tables
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import Recipe, SourceSpec
@@ -367,12 +368,13 @@ def build(
             f"no row survived: all {len(rejects)} items were rejected; reasons in {out / 'rejects.jsonl'}"
         )
     stats = _new_stats(recipe, prepared.sources, prepared.skipped)
+    texts: list[dict[str, Any]] = []
     tmp_data = work / "data.tmp"
     if tmp_data.exists():
         shutil.rmtree(tmp_data)
     written = write_splits(
         tmp_data,
-        _published_rows(tasks, keep_positions, splits.split_of, prepared, recipe.reports.publish, stats),
+        _published_rows(tasks, keep_positions, splits.split_of, prepared, recipe.reports.publish, stats, texts),
         dict(split_counts),
         recipe.output.rows_per_shard,
     )
@@ -391,7 +393,9 @@ def build(
         "phi_removed": dict(prepared.reports.phi_removed),
     }
     stats = _plain(stats)
-    _publish(out, tmp_data, recipe, stats, split_files, rejects)
+    tables = diversity_tables(texts)
+    del texts
+    _publish(out, tmp_data, recipe, stats, split_files, rejects, tables)
     if not keep_work:
         for name in ("staged", "items"):
             shutil.rmtree(work / name, ignore_errors=True)
@@ -461,6 +465,7 @@ def _published_rows(
     prepared: Prepared,
     publish_reports: bool,
     stats: dict[str, Any],
+    texts: list[dict[str, Any]],
 ) -> Iterator[dict[str, Any]]:
     position = -1
     for task in tasks:
@@ -509,6 +514,18 @@ def _published_rows(
                     license=item.license,
                 )
                 _count(stats, item, record, captions)
+                texts.append(
+                    {
+                        "id": row["id"],
+                        "caption": caption,
+                        "caption_source": caption_source,
+                        "organ": item.organ,
+                        "label": item.label,
+                        "dataset": item.dataset,
+                        "findings": findings,
+                        "captions": [{"source": c.source, "text": c.text} for c in captions],
+                    }
+                )
                 yield record_to_row(record)
 
 
@@ -644,12 +661,14 @@ def _publish(
     stats: dict[str, Any],
     split_files: dict[str, list[str]],
     rejects: list[Reject],
+    tables: dict[str, Any],
 ) -> None:
-    """Write card, stats and rejects beside the new shards, then swap everything in."""
+    """Write card, stats, diversity and rejects beside the new shards, then swap everything in."""
     staged = {
         "rejects.jsonl": _jsonl(rejects),
         "stats.json": json.dumps(stats, indent=2, sort_keys=True) + "\n",
-        "README.md": render_card(recipe, stats, split_files),
+        "diversity.json": json.dumps(tables, indent=2, sort_keys=True) + "\n",
+        "README.md": render_card(recipe, stats, split_files, tables),
     }
     for name, text in staged.items():
         (out / WORK / f"{name}.tmp").write_text(text, encoding="utf-8")

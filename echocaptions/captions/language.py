@@ -11,7 +11,7 @@ Italian, Portuguese and Dutch. Text with too little evidence is ``"und"``.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 FUNCTION_WORDS: dict[str, str] = {
     "en": "the and of with is are was were to there this that which by on for from at as be has "
@@ -49,7 +49,12 @@ def _weights() -> dict[str, dict[str, float]]:
 
 
 _WEIGHTS = _weights()
-_NONE: dict[str, float] = {}
+# The same weights as (language, weight) pairs, in ``_WEIGHTS`` order.
+_PAIRS: dict[str, tuple[tuple[str, float], ...]] = {w: tuple(ws.items()) for w, ws in _WEIGHTS.items()}
+_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (char, tuple(langs.split())) for char, langs in LETTER_HINTS.items()
+)
+_ASCII_HINTS = any(char.isascii() for char in LETTER_HINTS)
 
 
 def detect_language(text: str) -> tuple[str, float]:
@@ -58,15 +63,22 @@ def detect_language(text: str) -> tuple[str, float]:
     words = _WORD.findall(sample)
     if len(words) < MIN_WORDS:
         return "und", 0.0
-    scores: Counter[str] = Counter()
-    for word, n in Counter(words).items():
-        for lang, weight in _WEIGHTS.get(word, _NONE).items():
-            scores[lang] += weight * n
-    for char, langs in LETTER_HINTS.items():
-        hits = sample.count(char)
-        if hits:
-            for lang in langs.split():
-                scores[lang] += min(hits, 5) * 0.5 / len(langs.split())
+    # Function words counted in order of first occurrence, and scores added in
+    # that order, so the sums (floats) are those of counting every word.
+    counts: dict[str, int] = {}
+    for word in words:
+        if word in _PAIRS:
+            counts[word] = counts.get(word, 0) + 1
+    scores: dict[str, float] = {}
+    for word, n in counts.items():
+        for lang, weight in _PAIRS[word]:
+            scores[lang] = scores.get(lang, 0) + weight * n
+    if _ASCII_HINTS or not sample.isascii():
+        for char, langs in _HINTS:
+            hits = sample.count(char)
+            if hits:
+                for lang in langs:
+                    scores[lang] = scores.get(lang, 0) + min(hits, 5) * 0.5 / len(langs)
     total = sum(scores.values())
     if total < MIN_SCORE:
         return "und", 0.0

@@ -138,11 +138,20 @@ BOILERPLATE: tuple[str, ...] = (
     r"\b(attending|resident|radiologist|sonographer|technologist)\s*:",
     r"\b(mrn|accession|dob|date of birth|referring physician|phone|fax)\b\s*[:#]",
 )
+# Lower-case literals one of which every BOILERPLATE pattern needs (in an ASCII
+# sentence): a sentence with none of them skips the boilerplate scan.
+BOILERPLATE_HINTS: tuple[str, ...] = (
+    "discussed", "communicated", "conveyed", "called", "relayed", "reviewed", "electronically signed",
+    "by", "report", "correlate", "clinical", "thank you", ":", "#",
+)
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9 _-]*\]|<[A-Z][A-Z0-9_]*>|\*{3,}|\bX{3,}\b|#{3,}")
+# Literals one of which every PLACEHOLDER match contains.
+_PLACEHOLDER_HINTS: tuple[str, ...] = ("[", "<", "***", "XXX", "###")
 
 _UNITS = r"(?:mm|cm|ml|mL|cc|kPa|m/s|cm/s|MHz)"
 _NUM = r"\d+(?:\.\d+)?"
-_MEASURE = re.compile(rf"(?<!(?![x×X])[\w.])({_NUM})(?:\s*[x×X]\s*(?=\d)|(?P<unit>{_UNITS})\b)")
+# ``(?=\d)`` first: the same matches, but most positions fail before the look-behind.
+_MEASURE = re.compile(rf"(?=\d)(?<!(?![x×X])[\w.])({_NUM})(?:\s*[x×X]\s*(?=\d)|(?P<unit>{_UNITS})\b)")
 # (literal that must occur, pattern, replacement): the literal test skips a regex scan.
 _ABBREVIATIONS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = tuple(
     (keys, re.compile(pattern), replacement)
@@ -165,6 +174,10 @@ _SPACES = re.compile(r"\s+")
 _LIST_MARK = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[-*•·])\s+")
 _ENDS_SENTENCE = re.compile(r"[.!?:;]\s*$")
 _WORD = re.compile(r"[^\W\d_]{2,}")
+# A maximal run of word characters and hyphens: in an ASCII sentence, the organ
+# and lesion patterns match exactly the runs that, lower-cased, are their terms.
+_RUN = re.compile(r"[\w-]+")
+_LESION_SET: frozenset[str] = frozenset(LESION_TERMS)
 
 
 @dataclass
@@ -219,10 +232,13 @@ class ReportCaptioner:
         alternatives = "|".join(
             re.escape(v) for n in names if n for v in dict.fromkeys((n, n.title(), n.capitalize()))
         )
+        # Matched only at line starts (see ``_sections``), not searched for.
         self._line_heading = re.compile(
             rf"^[ \t]*(?P<h>{alternatives})[ \t]*(?::|[ \t]*$)", re.MULTILINE
         )
-        self._inline_heading = re.compile(rf"(?<=[.!?])[ \t]+(?P<h>{alternatives})[ \t]*:")
+        # The same matches as ``(?<=[.!?])[ \t]+...``: a heading always follows the
+        # previous match's colon, and a literal first character is searched for fast.
+        self._inline_heading = re.compile(rf"[.!?][ \t]+(?P<h>{alternatives})[ \t]*:")
         self._boilerplate = re.compile("|".join(f"(?:{p})" for p in BOILERPLATE), re.IGNORECASE)
         self._organ_of: dict[str, str] = {t: o for o, terms in ORGAN_TERMS.items() for t in terms}
         self._term = re.compile(
@@ -231,7 +247,10 @@ class ReportCaptioner:
             re.IGNORECASE,
         )
         self._memo: dict[tuple[str, str, str], tuple[str | None, int, int]] = {}
+        self._facts: dict[str, tuple[str | None, frozenset[str], bool]] = {}
+        self._costs: dict[str, int] = {}
         self._segmented: dict[str, list[str]] = {}
+        self._normalised: dict[str, str] = {}
         self._lesion = re.compile(
             r"(?<![\w-])(" + "|".join(map(re.escape, LESION_TERMS)) + r")(?![\w-])", re.IGNORECASE
         )
@@ -279,7 +298,12 @@ class ReportCaptioner:
                 "header" if letterhead else "other"
             )
             if role in CAPTION_ROLES:
-                prep.units.append((role, _normalise(_mark_lines(body))))
+                normal = self._normalised.get(body)
+                if normal is None:
+                    if len(self._normalised) >= MEMO_SIZE:
+                        self._normalised.clear()
+                    normal = self._normalised[body] = _normalise(_mark_lines(body))
+                prep.units.append((role, normal))
             else:
                 prep.dropped.append(f"{role}: section {heading or 'before the first heading'}")
         content = " ".join(body for _, body in prep.units)
@@ -305,10 +329,19 @@ class ReportCaptioner:
         Text before a heading that opens a line is the letterhead; text before an
         inline heading (``... Impression: ...``) is part of the report body.
         """
-        marks = sorted(
-            [(m.start("h"), m.end(), m.group("h"), True) for m in self._line_heading.finditer(text)]
-            + [(m.start("h"), m.end(), m.group("h"), False) for m in self._inline_heading.finditer(text)]
-        )
+        marks = [(m.start("h"), m.end(), m.group("h"), False) for m in self._inline_heading.finditer(text)]
+        # ``finditer`` of the line pattern, but tried only where ``^`` can match:
+        # a match never spans a newline, so each line start is tried once.
+        match = self._line_heading.match
+        start = 0
+        while True:
+            m = match(text, start)
+            if m is not None:
+                marks.append((m.start("h"), m.end(), m.group("h"), True))
+            start = text.find("\n", start) + 1
+            if not start:
+                break
+        marks.sort()
         found: dict[str, str] = {}
         head = text[: marks[0][0]] if marks else text
         if head.strip():
@@ -324,16 +357,20 @@ class ReportCaptioner:
         dropped = list(prep.dropped)
         candidates: list[tuple[int, int, str, int]] = []
         seen: set[str] = set()
+        assess = self._assess
+        organ = prep.organ
         for role, sentences in units:
             for sentence in sentences:
-                why, rank, cost = self._assess(sentence, prep.organ, role)
-                if why is None and sentence.lower() in seen:
-                    why = "duplicate"
-                if why is not None:
-                    dropped.append(f"{why}: {sentence}")
-                    continue
-                seen.add(sentence.lower())
-                candidates.append((rank, len(candidates), sentence, cost))
+                why, rank, cost = assess(sentence, organ, role)
+                if why is None:
+                    low = sentence.lower()
+                    if low in seen:
+                        why = "duplicate"
+                    else:
+                        seen.add(low)
+                        candidates.append((rank, len(candidates), sentence, cost))
+                        continue
+                dropped.append(f"{why}: {sentence}")
         budget = self.counter.budget
         used = 2
         chosen: list[tuple[int, str]] = []
@@ -351,7 +388,8 @@ class ReportCaptioner:
             )
             return ReportResult(None, reason, prep.language, [], dropped, prep.sections)
         text = " ".join(kept)
-        used = self.counter.count(text)
+        if not self.counter.additive:
+            used = self.counter.count(text)
         reasons = Counter(d.split(":", 1)[0].split(" (")[0] for d in dropped)
         summary = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items()))
         note = "; ".join(
@@ -372,42 +410,84 @@ class ReportCaptioner:
         if found is None:
             why = self._why_drop(sentence, organ)
             rank = self._rank(role, sentence, organ) if why is None else 0
-            cost = self.counter.count(sentence) - 2 if why is None else 0
+            cost = self._cost(sentence) if why is None else 0
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             found = self._memo[key] = (why, rank, cost)
         return found
 
+    def _sentence_facts(self, sentence: str) -> tuple[str | None, frozenset[str], bool]:
+        """What does not depend on the organ or role: ``(organ-free drop reason, organs named, names a lesion)``."""
+        facts = self._facts.get(sentence)
+        if facts is not None:
+            return facts
+        if sentence.isascii():
+            low = sentence.lower()
+            boilerplate = any(h in low for h in BOILERPLATE_HINTS) and self._boilerplate.search(sentence)
+            runs = _RUN.findall(low)
+            organ_of = self._organ_of
+            organs = frozenset([organ_of[r] for r in runs if r in organ_of])
+            lesion = not _LESION_SET.isdisjoint(runs)
+        else:
+            boilerplate = self._boilerplate.search(sentence)
+            organs = frozenset([self._organ_of_match(m) for m in self._term.findall(sentence)])
+            lesion = self._lesion.search(sentence) is not None
+        if boilerplate:
+            why: str | None = "boilerplate"
+        elif any(h in sentence for h in _PLACEHOLDER_HINTS) and PLACEHOLDER.search(sentence):
+            why = "placeholder"
+        elif not _WORD.search(sentence):
+            why = "no content"
+        else:
+            why = None
+        if len(self._facts) >= MEMO_SIZE:
+            self._facts.clear()
+        facts = self._facts[sentence] = (why, organs, lesion)
+        return facts
+
+    def _organ_of_match(self, match: str) -> str:
+        """The organ of a term matched case-insensitively (``ſpleen`` lower-cases to no term)."""
+        organ = self._organ_of.get(match.lower())
+        if organ is None:
+            organ = next(
+                o for t, o in self._organ_of.items() if re.fullmatch(re.escape(t), match, re.IGNORECASE)
+            )
+        return organ
+
+    def _cost(self, sentence: str) -> int:
+        cost = self._costs.get(sentence)
+        if cost is None:
+            if len(self._costs) >= MEMO_SIZE:
+                self._costs.clear()
+            cost = self._costs[sentence] = self.counter.count(sentence) - 2
+        return cost
+
     def _why_drop(self, sentence: str, organ: str) -> str | None:
-        if self._boilerplate.search(sentence):
-            return "boilerplate"
-        if PLACEHOLDER.search(sentence):
-            return "placeholder"
-        if not _WORD.search(sentence):
-            return "no content"
-        organs = {self._organ_of[m.lower()] for m in self._term.findall(sentence)}
-        others = sorted(organs - {organ})
-        if others and organ not in organs:
-            return f"other organ: {others[0]}"
+        why, organs, _ = self._sentence_facts(sentence)
+        if why is not None:
+            return why
+        if organ not in organs and organs:
+            return f"other organ: {min(organs)}"
         return None
 
     def _rank(self, role: str, sentence: str, organ: str) -> int:
         if role == "impression":
             return 0
-        if self._lesion.search(sentence):
+        _, organs, lesion = self._sentence_facts(sentence)
+        if lesion:
             return 1
-        terms = {self._organ_of[m.lower()] for m in self._term.findall(sentence)}
-        return 2 if organ in terms else 3
+        return 2 if organ in organs else 3
 
 
 def _sentences(doc: Doc, text: str) -> list[str]:
     """Sentences of ``doc`` (made from ``text``), cut by its arrays rather than through ``doc.sents``."""
     if len(doc) == 0:
         return []
-    array = doc.to_array([SENT_START, IDX])
-    bounds = [int(i) for i in array[1:, 1][array[1:, 0] == 1]]
-    cuts = [0, *bounds, len(text)]
-    return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+    rows = doc.to_array([SENT_START, IDX]).tolist()
+    cuts = [0]
+    cuts += [idx for start, idx in rows[1:] if start == 1]
+    cuts.append(len(text))
+    return [s for a, b in zip(cuts, cuts[1:], strict=False) if (s := text[a:b].strip())]
 
 
 def _heading_key(name: str) -> str:
@@ -466,8 +546,10 @@ def _normalise(text: str) -> str:
     """Spaced measurements (``1.2 x 0.8 cm``, ``12 mm``) and spelled-out abbreviations."""
     text = _MEASURE.sub(_spaced, text)
     for keys, pattern, replacement in _ABBREVIATIONS:
-        if any(k in text for k in keys):
-            text = pattern.sub(lambda m, r=replacement: _expand(m, r), text)
+        for key in keys:
+            if key in text:
+                text = pattern.sub(lambda m, r=replacement: _expand(m, r), text)
+                break
     return _SPACES.sub(" ", text).strip()
 
 
@@ -516,23 +598,51 @@ class ReportTokenizer:
     sentencizer, which only needs ``.``/``!``/``?`` as tokens of their own.
     """
 
+    # The abbreviations and initials are tried only where a word of at most six
+    # letters ends in a full stop (each of them starts so): most words skip them.
     TOKEN = re.compile(
         r"(\d+(?:[.,:/]\d+)*"
-        r"|(?i:e\.g\.|i\.e\.|vs\.|approx\.|cf\.|incl\.|esp\.|resp\.|dr\.|mr\.|mrs\.|ms\.|st\.|prof\.)"
-        r"|(?:[^\W\d_]\.){2,}"
+        r"|(?=[^\W\d_]{1,6}\.)"
+        r"(?:(?i:e\.g\.|i\.e\.|vs\.|approx\.|cf\.|incl\.|esp\.|resp\.|dr\.|mr\.|mrs\.|ms\.|st\.|prof\.)"
+        r"|(?:[^\W\d_]\.){2,})"
         r"|[^\W\d_]+(?:['’-][^\W\d_]+)*"
         r"|\S)( ?)"
     )
+
+    # Whitespace other than single spaces between words.
+    UNEVEN_SPACE = re.compile(r"[^\S ]|  |^ | $")
 
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
 
     def __call__(self, text: str) -> Doc:
-        pairs = self.TOKEN.findall(text)
-        if not pairs:
-            return Doc(self.vocab, words=[], spaces=[])
-        words, gaps = zip(*pairs, strict=True)
-        return Doc(self.vocab, words=list(words), spaces=[bool(g) for g in gaps])
+        words, spaces = self.split(text)
+        return Doc(self.vocab, words=words, spaces=spaces)
+
+    def split(self, text: str) -> tuple[list[str], list[bool]]:
+        """``(words, whether a space follows each)``, as ``TOKEN.findall`` gives them.
+
+        No token holds a space, so in text whose only whitespace is single spaces
+        between words (a normalised section) the tokens are those of each
+        space-separated chunk, and a chunk of letters alone is one token.
+        """
+        if not text or self.UNEVEN_SPACE.search(text):
+            pairs = self.TOKEN.findall(text)
+            return [w for w, _ in pairs], [bool(g) for _, g in pairs]
+        words: list[str] = []
+        spaces: list[bool] = []
+        findall = self.TOKEN.findall
+        for chunk in text.split(" "):
+            if chunk.isalpha():
+                words.append(chunk)
+                spaces.append(True)
+            else:
+                for word, _ in findall(chunk):
+                    words.append(word)
+                    spaces.append(False)
+                spaces[-1] = True
+        spaces[-1] = False
+        return words, spaces
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[Doc]:
         for text in texts:

@@ -66,6 +66,10 @@ class TokenCounter:
         elif path:
             self._encode = _transformers_counter(path)
         self.exact = self._encode is not None
+        # The estimates count each whitespace-separated piece on its own, so the
+        # count of ``" ".join(parts)`` is the sum of the parts' counts less their
+        # start/end tokens; a real tokenizer is not relied on to be.
+        self.additive: bool = not self.exact
         self.describe = f"{family} {'tokenizer' if self.exact else 'estimate'}"
 
     def count(self, text: str) -> int:

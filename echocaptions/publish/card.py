@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from echocaptions.metrics.tables import SUMMARY_HEAD, summary_table
 from echocaptions.schema import hf_features
 
 SIZE_CATEGORIES = (
@@ -65,7 +66,9 @@ def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def render_card(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]) -> str:
+def render_card(
+    recipe, stats: dict[str, Any], split_files: dict[str, list[str]], tables: dict[str, Any] | None = None
+) -> str:
     header = yaml.safe_dump(card_header(recipe, stats, split_files), sort_keys=False, allow_unicode=True)
     sources = _table(
         [
@@ -82,6 +85,7 @@ def render_card(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]
         ("spanning two splits", "count"),
     )
     policy = " ▸ ".join(recipe.captions.policy)
+    diversity = _table(summary_table(tables or {}), SUMMARY_HEAD) if tables else "not computed"
     phi = ", ".join(f"{k} {v}" for k, v in sorted(stats["reports"]["phi_removed"].items())) or "none"
     return f"""---
 {header}---
@@ -110,6 +114,14 @@ echocaptions from recipe
 ## Splits
 
 {splits}
+
+## Caption strategies: lexical diversity and findings fidelity
+
+Each strategy over the same rows (`diversity.json` has every metric and more
+groupings; diversity is not quality, so findings precision and recall, read
+with a negation-aware matcher against the structured labels, stand beside it):
+
+{diversity}
 
 ## Leakage check
 
