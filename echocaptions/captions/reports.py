@@ -23,7 +23,6 @@ Every dropped sentence is kept with its reason, so a caption can be explained.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -232,9 +231,13 @@ class ReportCaptioner:
         alternatives = "|".join(
             re.escape(v) for n in names if n for v in dict.fromkeys((n, n.title(), n.capitalize()))
         )
-        # Matched only at line starts (see ``_sections``), not searched for.
         self._line_heading = re.compile(
             rf"^[ \t]*(?P<h>{alternatives})[ \t]*(?::|[ \t]*$)", re.MULTILINE
+        )
+        # The same matches after the first line: a match never spans a newline, and
+        # a literal newline is searched for fast where ``^`` is tried at every position.
+        self._next_line_heading = re.compile(
+            rf"\n[ \t]*(?P<h>{alternatives})[ \t]*(?::|[ \t]*$)", re.MULTILINE
         )
         # The same matches as ``(?<=[.!?])[ \t]+...``: a heading always follows the
         # previous match's colon, and a literal first character is searched for fast.
@@ -329,18 +332,11 @@ class ReportCaptioner:
         Text before a heading that opens a line is the letterhead; text before an
         inline heading (``... Impression: ...``) is part of the report body.
         """
-        marks = [(m.start("h"), m.end(), m.group("h"), False) for m in self._inline_heading.finditer(text)]
-        # ``finditer`` of the line pattern, but tried only where ``^`` can match:
-        # a match never spans a newline, so each line start is tried once.
-        match = self._line_heading.match
-        start = 0
-        while True:
-            m = match(text, start)
-            if m is not None:
-                marks.append((m.start("h"), m.end(), m.group("h"), True))
-            start = text.find("\n", start) + 1
-            if not start:
-                break
+        marks = [(m.start("h"), m.end(), m.group("h"), True) for m in self._next_line_heading.finditer(text)]
+        first = self._line_heading.match(text)
+        if first is not None:
+            marks.append((first.start("h"), first.end(), first.group("h"), True))
+        marks += [(m.start("h"), m.end(), m.group("h"), False) for m in self._inline_heading.finditer(text)]
         marks.sort()
         found: dict[str, str] = {}
         head = text[: marks[0][0]] if marks else text
@@ -390,7 +386,10 @@ class ReportCaptioner:
         text = " ".join(kept)
         if not self.counter.additive:
             used = self.counter.count(text)
-        reasons = Counter(d.split(":", 1)[0].split(" (")[0] for d in dropped)
+        reasons: dict[str, int] = {}
+        for d in dropped:
+            reason = d.split(":", 1)[0].split(" (")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
         summary = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items()))
         note = "; ".join(
             [
@@ -598,51 +597,23 @@ class ReportTokenizer:
     sentencizer, which only needs ``.``/``!``/``?`` as tokens of their own.
     """
 
-    # The abbreviations and initials are tried only where a word of at most six
+    # The abbreviations and initials are tried only where a run of at most six
     # letters ends in a full stop (each of them starts so): most words skip them.
     TOKEN = re.compile(
         r"(\d+(?:[.,:/]\d+)*"
-        r"|(?=[^\W\d_]{1,6}\.)"
+        r"|(?=[^\W\d_]{1,6}+\.)"
         r"(?:(?i:e\.g\.|i\.e\.|vs\.|approx\.|cf\.|incl\.|esp\.|resp\.|dr\.|mr\.|mrs\.|ms\.|st\.|prof\.)"
         r"|(?:[^\W\d_]\.){2,})"
         r"|[^\W\d_]+(?:['’-][^\W\d_]+)*"
         r"|\S)( ?)"
     )
 
-    # Whitespace other than single spaces between words.
-    UNEVEN_SPACE = re.compile(r"[^\S ]|  |^ | $")
-
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
 
     def __call__(self, text: str) -> Doc:
-        words, spaces = self.split(text)
-        return Doc(self.vocab, words=words, spaces=spaces)
-
-    def split(self, text: str) -> tuple[list[str], list[bool]]:
-        """``(words, whether a space follows each)``, as ``TOKEN.findall`` gives them.
-
-        No token holds a space, so in text whose only whitespace is single spaces
-        between words (a normalised section) the tokens are those of each
-        space-separated chunk, and a chunk of letters alone is one token.
-        """
-        if not text or self.UNEVEN_SPACE.search(text):
-            pairs = self.TOKEN.findall(text)
-            return [w for w, _ in pairs], [bool(g) for _, g in pairs]
-        words: list[str] = []
-        spaces: list[bool] = []
-        findall = self.TOKEN.findall
-        for chunk in text.split(" "):
-            if chunk.isalpha():
-                words.append(chunk)
-                spaces.append(True)
-            else:
-                for word, _ in findall(chunk):
-                    words.append(word)
-                    spaces.append(False)
-                spaces[-1] = True
-        spaces[-1] = False
-        return words, spaces
+        pairs = self.TOKEN.findall(text)
+        return Doc(self.vocab, words=[w for w, _ in pairs], spaces=[bool(g) for _, g in pairs])
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[Doc]:
         for text in texts:

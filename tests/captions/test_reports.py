@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from echocaptions.captions.policy import CaptionPolicy
 from echocaptions.captions.reports import (
+    BOILERPLATE,
+    BOILERPLATE_HINTS,
     DEFAULT_SECTIONS,
     HEADER_KEY,
     ReportCaptioner,
@@ -306,3 +310,21 @@ def test_policy_uses_the_report_captioner() -> None:
     assert "language 'es' not in [en]" in meta["fallback"]
     _, source, _, meta = policy.choose("id3", spanish)
     assert source == "template" and meta["fallback"] == "report: no report for this image"
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Findings were discussed with Dr. Smith.", "Discussed with the referring physician.",
+        "Electronically signed.", "Dictated by J. Doe.", "Report finalised today.",
+        "Please correlate clinically.", "Clinical correlation is advised.", "Thank you for this referral.",
+        "End of report.", "I have personally reviewed the images.", "Radiologist: J. Doe.", "MRN # 123.",
+        "Fax: 555.",
+    ],
+)
+def test_every_boilerplate_pattern_has_a_hint(sentence: str) -> None:
+    """The keyword pre-check never hides a boilerplate sentence from the full patterns."""
+    hits = [p for p in BOILERPLATE if re.search(p, sentence, re.IGNORECASE)]
+    assert hits
+    assert any(h in sentence.lower() for h in BOILERPLATE_HINTS)
+    assert ReportCaptioner()._why_drop(sentence, "liver") == "boilerplate"
