@@ -61,6 +61,13 @@ class Source(ABC):
                 f"source {name!r} (layout {self.layout!r}): option organ={organ!r} is not one of {ORGANS}"
             )
 
+    def option_file(self, name: str) -> Path | None:
+        """The file a path option names (None when unset); fails early when it is missing."""
+        path = self.option_path(getattr(self.options, name))
+        if path is not None and not path.is_file():
+            raise SourceError(f"source {self.name!r}: option {name}: {path} does not exist")
+        return path
+
     def option_path(self, value: str | None) -> Path | None:
         """A path option (e.g. a labels CSV): absolute, or relative to the source root."""
         if value is None:

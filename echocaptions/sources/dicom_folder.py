@@ -130,13 +130,11 @@ class DicomFolderSource(Source):
     Options = DicomOptions
 
     def csv_path(self) -> Path | None:
-        return self.option_path(self.options.labels_csv)
+        return self.option_file("labels_csv")
 
     def check(self) -> None:
         super().check()
-        path = self.csv_path()
-        if path is not None and not path.is_file():
-            raise SourceError(f"source {self.name!r}: option labels_csv: {path} does not exist")
+        self.csv_path()
 
     def _labels(self) -> Labels:
         labels = Labels()

@@ -71,13 +71,11 @@ class NiftiFolderSource(Source):
     Options = NiftiOptions
 
     def csv_path(self) -> Path | None:
-        return self.option_path(self.options.labels_csv)
+        return self.option_file("labels_csv")
 
     def check(self) -> None:
         super().check()
-        path = self.csv_path()
-        if path is not None and not path.is_file():
-            raise SourceError(f"source {self.name!r}: option labels_csv: {path} does not exist")
+        self.csv_path()
         if not any(extension(p) in NIFTI_EXTENSIONS for p in sorted_files(self.root)):
             raise SourceError(f"{self.missing_message()} (no .nii or .nii.gz file below {self.root})")
 
