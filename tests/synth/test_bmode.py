@@ -437,18 +437,3 @@ def test_second_breast_lesion() -> None:
     assert two >= 4
     with pytest.raises(ValueError, match="breast"):
         bmode.draw("liver", "benign", {}, np.random.default_rng(0), extra_lesions=1)
-
-
-def test_mask_cost_is_small() -> None:
-    import time
-
-    def best(**kw: object) -> float:
-        times = []
-        for seed in range(5):
-            t = time.perf_counter()
-            bmode.draw("liver", "malignant", {}, np.random.default_rng(seed), **kw)
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    best(masks=False)
-    assert best(masks=True) < 1.25 * best(masks=False) + 0.002
