@@ -15,8 +15,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# dev: tests and linters; train: torch + open_clip for train_min; ray: the Ray executor.
 $(STAMP): pyproject.toml setup.py | $(PY)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,train,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
