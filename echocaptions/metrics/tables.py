@@ -11,29 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from echocaptions.captions import strategies
 from echocaptions.metrics.diversity import grouped
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (("caption_source",), ("organ",), ("dataset",), ("caption_source", "organ"))
 SUMMARY_KEYS = ("ttr", "mtld", "self_bleu_4", "distinct_2_corpus", "medical_term_coverage")
 
 
-def _first(candidates: list[dict[str, Any]], source: str) -> str | None:
-    return next((c["text"] for c in candidates if c["source"] == source), None)
-
-
 def strategy_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (strategy, record) with that strategy's caption."""
     out: list[dict[str, Any]] = []
-    has_llm = any(_first(r["captions"], "llm") for r in rows)
+    names = strategies.applicable(rows)
     for r in rows:
-        template = _first(r["captions"], "template")
-        report = _first(r["captions"], "report")
-        llm = _first(r["captions"], "llm")
-        picks = {"template_only": template, "report_template": report or template}
-        if has_llm:
-            picks.update({"llm_only": llm or template, "report_llm": report or llm or template})
-        for strategy, caption in picks.items():
-            out.append({**r, "strategy": strategy, "caption": caption or ""})
+        for name in names:
+            out.append({**r, "strategy": name, "caption": strategies.caption(r, name) or ""})
     return out
 
 
