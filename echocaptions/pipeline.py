@@ -35,6 +35,7 @@ from echocaptions.curation.splits import RowKey, assign_splits
 from echocaptions.executors import get_executor
 from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
 from echocaptions.metrics.tables import diversity_tables
+from echocaptions.publish import strategy_configs
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import Recipe, SourceSpec
@@ -381,6 +382,15 @@ def build(
     for source, c in counts.items():
         c["kept"] = stats["sources"][source]["kept"]
     _check_accounting(counts)
+    tmp_strategies = work / "strategies.tmp"
+    if tmp_strategies.exists():
+        shutil.rmtree(tmp_strategies)
+    strategy_names: list[str] = []
+    if recipe.output.strategy_configs:
+        strategy_names = strategy_configs.names_for(recipe.captions.policy)
+        stats["strategies"] = strategy_configs.write(
+            tmp_data, tmp_strategies, strategy_names, recipe.output.strategy_images
+        )
 
     rejects.sort(key=_reject_order)
     split_files = {s: [f"data/{p.name}" for p in w.paths] for s, w in sorted(written.items())}
@@ -395,7 +405,7 @@ def build(
     stats = _plain(stats)
     tables = diversity_tables(texts)
     del texts
-    _publish(out, tmp_data, recipe, stats, split_files, rejects, tables)
+    _publish(out, tmp_data, recipe, stats, split_files, rejects, tables, strategy_names)
     if not keep_work:
         for name in ("staged", "items"):
             shutil.rmtree(work / name, ignore_errors=True)
@@ -662,13 +672,14 @@ def _publish(
     split_files: dict[str, list[str]],
     rejects: list[Reject],
     tables: dict[str, Any],
+    strategy_names: list[str],
 ) -> None:
     """Write card, stats, diversity and rejects beside the new shards, then swap everything in."""
     staged = {
         "rejects.jsonl": _jsonl(rejects),
         "stats.json": json.dumps(stats, indent=2, sort_keys=True) + "\n",
         "diversity.json": json.dumps(tables, indent=2, sort_keys=True) + "\n",
-        "README.md": render_card(recipe, stats, split_files, tables),
+        "README.md": render_card(recipe, stats, split_files, tables, strategy_names),
     }
     for name, text in staged.items():
         (out / WORK / f"{name}.tmp").write_text(text, encoding="utf-8")
@@ -680,6 +691,12 @@ def _publish(
     for new in sorted(tmp_data.iterdir()):
         os.replace(new, data_dir / new.name)
     tmp_data.rmdir()
+    old_strategies = out / strategy_configs.FOLDER
+    if old_strategies.is_dir():
+        shutil.rmtree(old_strategies)
+    new_strategies = out / WORK / "strategies.tmp"
+    if new_strategies.is_dir():
+        os.replace(new_strategies, old_strategies)
     for name in staged:
         os.replace(out / WORK / f"{name}.tmp", out / name)
 

@@ -144,6 +144,10 @@ class OutputSpec(_Strict):
     shard_items: int = Field(default=256, ge=1)
     license: str = "other"
     pretty_name: str | None = None
+    # One Hugging Face config per caption strategy under strategies/{name}/.
+    strategy_configs: bool = True
+    # Embed the images in the strategy configs too (one more copy per strategy).
+    strategy_images: bool = False
 
 
 class SynthSpec(_Strict):

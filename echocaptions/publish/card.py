@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
+from echocaptions.publish import strategy_configs
 from echocaptions.metrics.tables import SUMMARY_HEAD, summary_table
 from echocaptions.schema import hf_features
 
@@ -22,11 +24,40 @@ def size_category(n: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if n < limit), "n>10M")
 
 
-def card_header(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]) -> dict[str, Any]:
+def _features_yaml(features) -> list[dict[str, Any]]:
     import datasets
 
+    return datasets.DatasetInfo(features=features)._to_yaml_dict()["features"]
+
+
+def card_header(
+    recipe,
+    stats: dict[str, Any],
+    split_files: dict[str, list[str]],
+    strategy_names: Sequence[str] = (),
+) -> dict[str, Any]:
     total = sum(stats["splits"].values())
-    features = datasets.DatasetInfo(features=hf_features())._to_yaml_dict()["features"]
+    splits = [{"name": split, "num_examples": stats["splits"][split]} for split in sorted(split_files)]
+    info: dict[str, Any] = {
+        "config_name": "default",
+        "features": _features_yaml(hf_features()),
+        "splits": [{**s, "num_bytes": stats["split_bytes"][s["name"]]} for s in splits],
+        "download_size": sum(stats["split_download_bytes"].values()),
+        "dataset_size": sum(stats["split_bytes"].values()),
+    }
+    strategy_features = _features_yaml(strategy_configs.features(recipe.output.strategy_images))
+    per_strategy = stats.get("strategies") or {}
+    infos = [info] + [
+        {
+            "config_name": name,
+            "features": strategy_features,
+            "splits": [
+                {**s, "num_bytes": per_strategy.get(name, {}).get("split_bytes", {}).get(s["name"], 0)}
+                for s in splits
+            ],
+        }
+        for name in strategy_names
+    ]
     return {
         "pretty_name": recipe.output.pretty_name or f"echocaptions {recipe.name}",
         "license": recipe.output.license,
@@ -42,21 +73,10 @@ def card_header(recipe, stats: dict[str, Any], split_files: dict[str, list[str]]
                 "data_files": [
                     {"split": split, "path": f"data/{split}-*.parquet"} for split in sorted(split_files)
                 ],
-            }
+            },
+            *strategy_configs.card_configs(split_files, strategy_names),
         ],
-        "dataset_info": {
-            "features": features,
-            "splits": [
-                {
-                    "name": split,
-                    "num_bytes": stats["split_bytes"][split],
-                    "num_examples": stats["splits"][split],
-                }
-                for split in sorted(split_files)
-            ],
-            "download_size": sum(stats["split_download_bytes"].values()),
-            "dataset_size": sum(stats["split_bytes"].values()),
-        },
+        "dataset_info": infos if strategy_names else {k: v for k, v in info.items() if k != "config_name"},
     }
 
 
@@ -66,10 +86,49 @@ def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def _origin(source: str, recipe) -> str:
+    """How captions of a source were made; LLM captions are marked machine-generated."""
+    if source == "llm":
+        model = recipe.llm.model if recipe.llm is not None else "a language model"
+        return f"**machine-generated** by `{model}` from the labels and findings (not reviewed by a clinician)"
+    if source == "report":
+        return "written by clinicians (expert report, de-identified, shortened to fit the text encoder)"
+    if source == "template":
+        return "rule-based: a Jinja template filled from the labels and findings"
+    return "none available"
+
+
+def _strategies_section(recipe, stats: dict[str, Any], strategy_names: Sequence[str]) -> str:
+    if not strategy_names:
+        return "Not written for this build (`output.strategy_configs: false`)."
+    counts = {name: s["caption_sources"] for name, s in (stats.get("strategies") or {}).items()}
+    sources = sorted({src for name in strategy_names for src in counts.get(name, {})})
+    table = _table(
+        [(f"`{name}`", *(counts.get(name, {}).get(src, 0) for src in sources)) for name in strategy_names],
+        ("config", *(f"{src} captions" for src in sources)),
+    )
+    images = "with images" if recipe.output.strategy_images else "ids, labels and the caption; join on `id`"
+    return f"""Each caption strategy is its own config under `strategies/` ({images}),
+the same rows in the same splits with `caption` picked by the strategy:
+
+{table}
+
+```python
+load_dataset("path/or/repo-id", "template_only")
+```"""
+
+
 def render_card(
-    recipe, stats: dict[str, Any], split_files: dict[str, list[str]], tables: dict[str, Any] | None = None
+    recipe,
+    stats: dict[str, Any],
+    split_files: dict[str, list[str]],
+    tables: dict[str, Any] | None = None,
+    strategy_names: Sequence[str] = (),
 ) -> str:
-    header = yaml.safe_dump(card_header(recipe, stats, split_files), sort_keys=False, allow_unicode=True)
+    header_dict = card_header(recipe, stats, split_files, strategy_names)
+    if stats["caption_sources"].get("llm"):
+        header_dict["tags"] = [*header_dict["tags"], "synthetic"]
+    header = yaml.safe_dump(header_dict, sort_keys=False, allow_unicode=True)
     sources = _table(
         [
             (name, s["layout"], s["role"], s["read"], s["kept"], s["rejected"], s.get("license") or "see source")
@@ -78,7 +137,10 @@ def render_card(
         ("source", "layout", "role", "items read", "rows", "rejected", "licence"),
     )
     splits = _table(sorted(stats["splits"].items()), ("split", "rows"))
-    caption_sources = _table(sorted(stats["caption_sources"].items()), ("caption source", "rows"))
+    caption_sources = _table(
+        [(src, n, _origin(src, recipe)) for src, n in sorted(stats["caption_sources"].items())],
+        ("caption source", "rows", "made by"),
+    )
     organs = _table(sorted(stats["organs"].items()), ("organ", "rows"))
     leakage = _table(
         [(k.replace("_", " "), v) for k, v in sorted(stats["leakage"].items()) if k != "max_hamming"],
@@ -122,6 +184,10 @@ groupings; diversity is not quality, so findings precision and recall, read
 with a negation-aware matcher against the structured labels, stand beside it):
 
 {diversity}
+
+## One config per strategy
+
+{_strategies_section(recipe, stats, strategy_names)}
 
 ## Leakage check
 

@@ -24,6 +24,7 @@ def run(name: str, data_root: Path, out: Path, *overrides: str, workers: int = 1
 
 
 def parquet_digests(out: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "data").glob("*.parquet"))
-    }
+    """Digest of every published Parquet file: the default config and the strategy configs."""
+    shards = sorted([*(out / "data").glob("*.parquet"), *(out / "strategies").glob("*/*.parquet")])
+    assert shards, f"no Parquet under {out}"
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in shards}

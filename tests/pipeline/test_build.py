@@ -79,12 +79,17 @@ def test_card_validates_and_matches_files(phantom_root: Path, tmp_path: Path) ->
     assert data["configs"][0]["data_files"]
     for entry in data["configs"][0]["data_files"]:
         assert list(result.out.glob(entry["path"])), entry
-    names = [f["name"] for f in data["dataset_info"]["features"]]
+    for entry in data["configs"][1:]:
+        assert entry["config_name"] in ("report_template", "template_only")
+        assert all(list(result.out.glob(f["path"])) for f in entry["data_files"]), entry
+    info = next(i for i in data["dataset_info"] if i["config_name"] == "default")
+    names = [f["name"] for f in info["features"]]
     assert names[:2] == ["id", "image"]
-    label = next(f for f in data["dataset_info"]["features"] if f["name"] == "label")
+    label = next(f for f in info["features"] if f["name"] == "label")
     assert list(label["dtype"]["class_label"]["names"].values()) == list(LABEL_NAMES)
     stats = json.loads((result.out / "stats.json").read_text())
-    assert {s["name"]: s["num_examples"] for s in data["dataset_info"]["splits"]} == stats["splits"]
+    for info in data["dataset_info"]:
+        assert {s["name"]: s["num_examples"] for s in info["splits"]} == stats["splits"]
 
 
 def test_same_recipe_inputs_and_seed_give_identical_parquet(phantom_root: Path, tmp_path: Path) -> None:
