@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from echocaptions.publish import strategy_configs
 from echocaptions.metrics.tables import SUMMARY_HEAD, summary_table
+from echocaptions.publish import strategy_configs
 from echocaptions.schema import hf_features
 
 SIZE_CATEGORIES = (
