@@ -125,6 +125,7 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
             recipe.captions.policy,
             seed=recipe.seed,
             template_dir=Path(recipe.captions.template_dir) if recipe.captions.template_dir else None,
+            template_variants=recipe.captions.template_variants,
         )
         spec = recipe.reports
         reports = ReportStage(

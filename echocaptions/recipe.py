@@ -68,6 +68,9 @@ class CaptionSpec(_Strict):
         default_factory=lambda: ["report", "template"]
     )
     template_dir: str | None = None
+    # Distinct template phrasings kept per image (the first is `caption`'s);
+    # more than one feeds the template_multi strategy of train_min.
+    template_variants: int = Field(default=1, ge=1, le=16)
 
     @field_validator("policy")
     @classmethod

@@ -19,9 +19,12 @@ from echocaptions.schema import Caption, SourceItem
 
 
 class CaptionPolicy:
-    def __init__(self, policy: list[str], seed: int = 0, template_dir: Path | None = None) -> None:
+    def __init__(
+        self, policy: list[str], seed: int = 0, template_dir: Path | None = None, template_variants: int = 1
+    ) -> None:
         self.policy = list(policy)
         self.templates = TemplateCaptioner(template_dir, seed=seed)
+        self.template_variants = template_variants
 
     def candidates(
         self,
@@ -48,14 +51,15 @@ class CaptionPolicy:
                 missing["llm"] = "no LLM caption passed validation: " + "; ".join(llm.failures[:3])
             else:
                 found.extend(llm.captions)
-        found.append(
-            self.templates.caption(
+        found.extend(
+            self.templates.captions(
                 record_id=record_id,
                 organ=item.organ,
                 label=item.label,
                 findings=findings,
                 view=item.view,
                 dataset=item.dataset,
+                count=self.template_variants,
             )
         )
         return found, missing

@@ -343,6 +343,27 @@ class TemplateCaptioner:
         dataset: str | None = None,
     ) -> Caption:
         """Caption one record at the richest level its metadata supports."""
+        return self.captions(
+            record_id=record_id, organ=organ, label=label, findings=findings, view=view, dataset=dataset
+        )[0]
+
+    def captions(
+        self,
+        *,
+        record_id: str,
+        organ: str,
+        label: str | None,
+        findings: dict[str, str | None],
+        view: str | None = None,
+        dataset: str | None = None,
+        count: int = 1,
+    ) -> list[Caption]:
+        """Up to ``count`` distinct phrasings at the richest level the metadata supports.
+
+        The first is the phrasing picked by the hash of the record id and seed
+        (what :meth:`caption` returns); the others follow it in the template's
+        order, so a record with K captions keeps its single caption first.
+        """
         check_label(organ, label)
         entry = self._organ(organ)
         context = self._context(entry, organ, label, findings or {}, view, dataset)
@@ -354,17 +375,29 @@ class TemplateCaptioner:
         else:
             level = "organ"
         choices = macros[level]
-        number, macro = choices[_variant_index(self.seed, level, record_id, len(choices))]
-        text = clean_caption(self._render(entry, macro, context))
-        if not text:
-            raise TemplateError(
-                f"{self.template_dir / entry.name}: macro {macro} rendered an empty caption"
+        first = _variant_index(self.seed, level, record_id, len(choices))
+        out: list[Caption] = []
+        seen: set[str] = set()
+        for step in range(len(choices)):
+            if len(out) >= count:
+                break
+            number, macro = choices[(first + step) % len(choices)]
+            text = clean_caption(self._render(entry, macro, context))
+            if not text:
+                raise TemplateError(
+                    f"{self.template_dir / entry.name}: macro {macro} rendered an empty caption"
+                )
+            if text in seen:
+                continue
+            seen.add(text)
+            out.append(
+                Caption(
+                    source="template",
+                    text=text,
+                    provenance=Provenance(template=entry.name, level=level, variant=number, seed=self.seed),
+                )
             )
-        return Caption(
-            source="template",
-            text=text,
-            provenance=Provenance(template=entry.name, level=level, variant=number, seed=self.seed),
-        )
+        return out
 
     def preview(self, organ: str, n: int) -> list[Caption]:
         """``n`` example captions for ``organ`` from made-up records, cycling through levels."""

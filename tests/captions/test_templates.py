@@ -532,3 +532,15 @@ def assert_clean(text: str) -> None:
     assert not re.search(r"[,;:]\s*[,;:.]|\s[,;:.]|\(\s*\)", text), text
     assert not re.search(r"\b(and|with|or|of|showing)[,;:.]", text), text
     assert "None" not in text and "{" not in text
+
+
+def test_several_variants_are_distinct_and_start_with_the_single_caption() -> None:
+    captioner = TemplateCaptioner(seed=3)
+    findings = {"tirads_composition": "solid", "tirads_echogenicity": "hypoechoic", "tirads_margin": "smooth"}
+    kwargs = dict(record_id="ddti-1", organ="thyroid", label="benign", findings=findings)
+    single = captioner.caption(**kwargs)
+    several = captioner.captions(**kwargs, count=16)
+    assert several[0] == single
+    assert len({c.text for c in several}) == len(several) > 1
+    assert {c.provenance.variant for c in several} <= set(captioner.variants("thyroid", several[0].provenance.level))
+    assert captioner.captions(**kwargs, count=2) == several[:2]

@@ -99,3 +99,12 @@ def test_strategy_configs_can_be_turned_off(phantom_root: Path, tmp_path: Path) 
     assert not (out / "strategies").exists()
     assert [c["config_name"] for c in _card_header(out)["configs"]] == ["default"]
     assert datasets.get_dataset_config_names(str(out)) == ["default"]
+
+
+def test_template_variants_give_the_multi_strategy_several_captions(demo: Path) -> None:
+    rows = list(_default_rows(demo).values())
+    counts = [len(strategies.candidates(r, "template_multi")[1]) for r in rows]
+    assert max(counts) == 4 and min(counts) >= 1
+    for r in rows:
+        _, texts = strategies.candidates(r, "template_multi")
+        assert texts[0] == strategies.caption(r, "template_only") and len(set(texts)) == len(texts)
