@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMResult, LLMServerError
 from echocaptions.captions.policy import CaptionPolicy
 from echocaptions.captions.report_stage import ReportOutcome, ReportStage
+from echocaptions.captions.translate import ReportTranslator
 from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
 from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
@@ -128,6 +129,8 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
             template_variants=recipe.captions.template_variants,
         )
         spec = recipe.reports
+        llm = _llm_captioner(recipe, out) if "llm" in recipe.captions.policy or spec.translate else None
+        translator = ReportTranslator(llm, spec.translate_max_tokens) if spec.translate and llm else None
         reports = ReportStage(
             tokenizer=spec.tokenizer,
             budget=spec.budget,
@@ -136,9 +139,11 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
             spacy_model=spec.spacy_model,
             ner=spec.ner,
             fill_findings=spec.fill_findings,
+            translator=translator,
         )
+        if "llm" not in recipe.captions.policy:
+            llm = None
         runner = get_executor(executor, workers)
-        llm = _llm_captioner(recipe, out) if "llm" in recipe.captions.policy else None
     except (ValueError, OSError, RuntimeError) as exc:
         raise BuildError(str(exc)) from exc
     return Prepared(
@@ -402,6 +407,7 @@ def build(
         "processed": prepared.reports.reports_seen,
         "languages": dict(prepared.reports.languages),
         "phi_removed": dict(prepared.reports.phi_removed),
+        "translated": dict(prepared.reports.translated),
     }
     stats = _plain(stats)
     tables = diversity_tables(texts)

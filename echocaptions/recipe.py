@@ -95,6 +95,10 @@ class ReportSpec(_Strict):
     spacy_model: str | None = None
     ner: Literal["auto", "on", "off"] = "off"
     fill_findings: bool = True
+    # Reports in a language outside `languages` are translated to English by
+    # the llm block's server (de-identified text only) instead of falling back.
+    translate: bool = False
+    translate_max_tokens: int = Field(default=512, ge=16)
 
     @field_validator("tokenizer")
     @classmethod
@@ -185,6 +189,11 @@ class Recipe(_Strict):
         if "llm" in self.captions.policy and self.llm is None:
             raise ValueError(
                 "captions.policy names llm but the recipe has no llm block "
+                "(llm: {base_url: http://127.0.0.1:8000/v1, model: NAME})"
+            )
+        if self.reports.translate and self.llm is None:
+            raise ValueError(
+                "reports.translate is true but the recipe has no llm block to translate with "
                 "(llm: {base_url: http://127.0.0.1:8000/v1, model: NAME})"
             )
         return self

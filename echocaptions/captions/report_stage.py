@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from echocaptions.captions.deid import Deidentifier
 from echocaptions.captions.findings_text import FindingsMatcher
@@ -21,6 +22,9 @@ from echocaptions.captions.reports import (
     ReportResult,
 )
 from echocaptions.schema import FINDINGS_BY_ORGAN
+
+if TYPE_CHECKING:
+    from echocaptions.captions.translate import ReportTranslator
 
 RECENT_REPORTS = 4096
 
@@ -44,6 +48,7 @@ class ReportStage:
         spacy_model: str | None = None,
         ner: str = "auto",
         fill_findings: bool = True,
+        translator: ReportTranslator | None = None,
     ) -> None:
         self.deid = Deidentifier(use_ner={"auto": None, "on": True, "off": False}[ner])
         self.captioner = ReportCaptioner(
@@ -58,6 +63,8 @@ class ReportStage:
         self.matcher = FindingsMatcher() if fill_findings else None
         self.phi_removed: Counter = Counter()
         self.languages: Counter = Counter()
+        self.translator = translator
+        self.translated: Counter = Counter()
         self.reports_seen = 0
         self._recent: OrderedDict[str, ReportOutcome] = OrderedDict()
 
@@ -73,8 +80,11 @@ class ReportStage:
             scrubbed[key] = clean.text
             self.phi_removed.update(clean.counts)
         results = self.captioner.caption_many([(scrubbed[k], organ) for k, (_, organ) in todo.items()])
+        english = dict(scrubbed)
+        if self.translator is not None:
+            results = self._translate(list(todo.items()), results, scrubbed, english)
         for (key, (_, organ)), result in zip(todo.items(), results, strict=True):
-            found = self.matcher.findings(scrubbed[key], organ) if self.matcher else {}
+            found = self.matcher.findings(english[key], organ) if self.matcher else {}
             allowed = FINDINGS_BY_ORGAN[organ]
             self._recent[key] = ReportOutcome(
                 text=scrubbed[key], result=result, findings={k: v for k, v in found.items() if k in allowed}
@@ -85,6 +95,57 @@ class ReportStage:
         while len(self._recent) > RECENT_REPORTS:
             self._recent.popitem(last=False)
         return outcomes
+
+
+    def _translate(
+        self,
+        todo: list[tuple[str, tuple[str, str]]],
+        results: list[ReportResult],
+        scrubbed: dict[str, str],
+        english: dict[str, str],
+    ) -> list[ReportResult]:
+        """Reports left out for their language, captioned again from an English translation.
+
+        ``english`` gets the (de-identified) translation of each translated
+        report, for the findings matcher. A failed translation keeps the
+        language reason and adds why the translation did not help.
+        """
+        assert self.translator is not None
+        wanted = [i for i, r in enumerate(results) if r.caption is None and (r.reason or "").startswith("language ")]
+        if not wanted:
+            return results
+        answers = self.translator.translate([(scrubbed[todo[i][0]], results[i].language) for i in wanted])
+        results = list(results)
+        done: list[tuple[int, str]] = []
+        for i, answer in zip(wanted, answers, strict=True):
+            original = results[i]
+            if answer.text is None:
+                results[i] = _with_reason(original, f"{original.reason}; {answer.reason}")
+                self.translated["failed"] += 1
+                continue
+            clean = self.deid.scrub_many([answer.text])[0]
+            self.phi_removed.update(clean.counts)
+            english[todo[i][0]] = clean.text
+            done.append((i, clean.text))
+        again = self.captioner.caption_many([(text, todo[i][1][1]) for i, text in done])
+        for (i, _), result in zip(done, again, strict=True):
+            language = results[i].language
+            if result.caption is None:
+                results[i] = _with_reason(result, f"translated from {language!r}: {result.reason}", language)
+                self.translated["no_caption"] += 1
+                continue
+            note = f"translated from {language!r} by {self.translator.provenance}"
+            caption = result.caption
+            provenance = replace(
+                caption.provenance, note=f"{note}; {caption.provenance.note}" if caption.provenance.note else note
+            )
+            results[i] = replace(result, caption=replace(caption, provenance=provenance), language=language)
+            self.translated[language] += 1
+        return results
+
+
+def _with_reason(result: ReportResult, reason: str, language: str | None = None) -> ReportResult:
+    return replace(result, caption=None, reason=reason, language=language or result.language)
 
 
 def _key(text: str, organ: str) -> str:
