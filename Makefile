@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml setup.py | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/echocaptions build --recipe demo --workers 2 --out out/demo
 	@echo "dataset card: out/demo/README.md  (open with datasets.load_dataset('out/demo'))"
+	$(VENV)/bin/echocaptions report out/demo
+	@echo "report: out/demo/report.html"
 
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: $(STAMP)

@@ -124,6 +124,67 @@ def captions_preview(
             typer.echo(f"  {line}")
 
 
+@app.command("serve-llm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve_llm(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="Model folder, or a model name vLLM can load.")],
+    port: Annotated[int, typer.Option(help="Port on the host.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    served_model_name: Annotated[
+        str | None, typer.Option(help="Name clients ask for (llm.model); default: the folder name.")
+    ] = None,
+    python: Annotated[
+        Path | None, typer.Option(help="Interpreter that has vLLM (default: this one, else .venv-vllm).")
+    ] = None,
+    max_model_len: Annotated[int, typer.Option(help="Context length (0: the model's own).")] = 2048,
+    dtype: Annotated[str, typer.Option(help="vLLM --dtype (auto, bfloat16, float16).")] = "auto",
+    eager: Annotated[bool, typer.Option(help="--enforce-eager: start fast, skip graph compilation.")] = True,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for /v1/models.")] = 900.0,
+    log: Annotated[Path | None, typer.Option(help="Write the server's output here instead of the terminal.")] = None,
+) -> None:
+    """Start vLLM's OpenAI-compatible server, wait until it answers, keep it running until Ctrl-C.
+
+    Arguments after `--` go to vLLM unchanged (e.g. `-- --tensor-parallel-size 2`).
+    """
+    from echocaptions.captions.serve import (
+        ServeError,
+        ServerProcess,
+        find_python,
+        recipe_block,
+        server_argv,
+        server_env,
+    )
+
+    name = served_model_name or Path(model.rstrip("/")).name
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+        _fail(f"--model {model}: no model folder there; pass a folder with config.json, or a model name")
+    try:
+        interpreter = find_python(python)
+    except ServeError as exc:
+        _fail(str(exc))
+    argv = server_argv(
+        interpreter, model, name, host, port, max_model_len or None, dtype, eager, list(ctx.args)
+    )
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
+    server = ServerProcess(argv, base_url, name, log)
+    typer.echo(f"starting: {' '.join(argv)}", err=True)
+    server.start(env=server_env(model))
+    try:
+        try:
+            ready = server.wait_ready(ready_timeout)
+        except ServeError as exc:
+            _fail(str(exc), code=1)
+        typer.secho(f"serving {name} at {base_url} (ready in {ready:.0f} s); Ctrl-C stops it", fg=typer.colors.GREEN)
+        typer.echo(f"recipe: {recipe_block(base_url, name)}")
+        assert server.process is not None
+        code = server.process.wait()
+        _fail(f"vLLM exited with {code}", code=1)
+    except KeyboardInterrupt:
+        typer.echo("stopping vLLM", err=True)
+    finally:
+        server.stop()
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write phantom sources into.")],
@@ -201,6 +262,21 @@ def diversity(
         return
     for line in [" | ".join(SUMMARY_HEAD), *(" | ".join(r) for r in summary_table({"t": tables}, "t"))]:
         typer.echo(line)
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A built dataset folder.")],
+    per_class: Annotated[int, typer.Option(min=0, help="Gallery rows per organ and label.")] = 6,
+) -> None:
+    """Write FOLDER/report.html: counts, leakage check, diversity, rejects and a captioned gallery."""
+    from echocaptions.publish.report_html import ReportError, write_report
+
+    try:
+        path = write_report(folder, per_class=per_class)
+    except ReportError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
 @app.command()

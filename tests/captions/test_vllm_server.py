@@ -22,9 +22,8 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMServerError
+from echocaptions.captions.serve import served_models
 from echocaptions.captions.vllm_model import (
     CONVERTED_STAMP,
     MODEL_SUBDIR,
     READY_STAMP,
     SERVED_MODEL,
-    SERVER_ENV,
     VENV,
-    serve_command,
 )
 
 pytestmark = pytest.mark.vllm
@@ -75,6 +73,8 @@ REQUESTS = [
 
 @dataclass
 class VLLMServer:
+    """vLLM started by ``echocaptions serve-llm`` (the command users run), in its own session."""
+
     base_url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -99,24 +99,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _models(base_url: str) -> list[str] | None:
-    try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=5) as response:
-            return [m["id"] for m in json.load(response)["data"]]
-    except (OSError, ValueError, KeyError, urllib.error.URLError):
-        return None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it is not gone within 30 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    # The leader is gone (or stuck); its engine workers may still run in the group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -129,36 +114,32 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
         pytest.skip(message)
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    log = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = {**os.environ, **SERVER_ENV}
-    env.pop("VIRTUAL_ENV", None)
+    folder = tmp_path_factory.mktemp("vllm")
+    log = folder / "server.log"
+    command = [
+        sys.executable, "-m", "echocaptions", "serve-llm",
+        "--model", str(MODEL_DIR), "--served-model-name", SERVED_MODEL,
+        "--port", str(port), "--python", str(PYTHON), "--dtype", "bfloat16",
+        "--ready-timeout", str(START_TIMEOUT), "--log", str(log),
+        *(["--", *EXTRA_ARGS] if EXTRA_ARGS else []),
+    ]  # fmt: skip
     started = time.monotonic()
-    with log.open("wb") as sink:
+    with (folder / "serve-llm.out").open("wb") as sink:
         process = subprocess.Popen(
-            [*serve_command(PYTHON, MODEL_DIR, port), *EXTRA_ARGS],
-            cwd=tmp_path_factory.getbasetemp(),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
+            command, cwd=folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     server = VLLMServer(base_url, process, log, 0.0)
     try:
         while True:
-            served = _models(base_url)
+            served = served_models(base_url)
             if served is not None:
                 break
             if process.poll() is not None:
                 pytest.fail(
-                    f"vLLM exited with {process.returncode} before serving; log {log}:\n"
-                    + server.log_tail(),
-                    pytrace=False,
-                )
-            if time.monotonic() - started > START_TIMEOUT:
-                pytest.fail(
-                    f"vLLM did not answer {base_url}/models within {START_TIMEOUT:.0f} s "
-                    f"(ECHOCAPTIONS_VLLM_START_TIMEOUT); log {log}:\n" + server.log_tail(),
+                    f"serve-llm exited with {process.returncode} before serving; "
+                    f"{(folder / 'serve-llm.out').read_text(errors='replace')[-2000:]}\n"
+                    f"log {log}:\n" + server.log_tail(),
                     pytrace=False,
                 )
             time.sleep(1.0)
@@ -166,7 +147,17 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
         print(f"\nvLLM ready at {base_url} in {server.ready_s:.1f} s, serving {served}")
         yield server
     finally:
-        _stop(process)
+        # Ctrl-C, as a user stops it: serve-llm stops vLLM's whole process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            pytest.fail("serve-llm did not stop within 60 s of Ctrl-C", pytrace=False)
+    assert not _listening(port), "vLLM still listens after serve-llm stopped"
+    assert "stopping vLLM" in (folder / "serve-llm.out").read_text(errors="replace")
 
 
 class SendCounter:
