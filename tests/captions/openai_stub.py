@@ -202,11 +202,16 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for a client's whole burst of connections (concurrency 64 and more).
+    request_queue_size = 256
+
+
 @contextmanager
 def serve_openai(**knobs: Any) -> Iterator[StubServer]:
     """Run a stub on a free port of 127.0.0.1 in a background thread."""
     stub = StubServer(**knobs)
-    server = ThreadingHTTPServer((stub.host, 0), _handler(stub))
+    server = _Server((stub.host, 0), _handler(stub))
     server.daemon_threads = True
     server.block_on_close = False
     stub.port = server.server_address[1]

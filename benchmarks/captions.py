@@ -1,0 +1,194 @@
+"""Caption tiers against bare loops over the same work, in one run.
+
+    python benchmarks/captions.py [--records 4000] [--requests 1000] [--concurrency 64] [--out FILE]
+
+Template tier: ``TemplateCaptioner.caption`` (vocabulary lookups, level and
+phrasing choice, render, clean-up) against a bare jinja2 loop that only renders
+the same macro of the same compiled template from a context built beforehand.
+
+LLM client: ``LLMCaptioner.caption`` (prompt rendering, request, parsing,
+validation against the labels) against a bare ``AsyncOpenAI`` loop sending the
+same messages with the same concurrency to the same local stub server and
+keeping the text. Then a second captioner run over the same requests with the
+request cache: the stub counts what reaches it, which must be nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest  # noqa: E402
+from echocaptions.captions.templates import TemplateCaptioner, _variant_index  # noqa: E402
+from echocaptions.schema import FINDINGS_BY_ORGAN, FINDINGS_VOCABULARY, LABELS, ORGANS  # noqa: E402
+from tests.captions.openai_stub import serve_openai  # noqa: E402
+
+
+def records(n: int, seed: int = 0) -> list[dict]:
+    """Records over every organ, a third with findings, a third with a label only, a third bare."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        organ = ORGANS[i % len(ORGANS)]
+        kind = i % 3
+        findings = {}
+        if kind == 0:
+            for name in rng.sample(FINDINGS_BY_ORGAN[organ], k=min(3, len(FINDINGS_BY_ORGAN[organ]))):
+                findings[name] = rng.choice(FINDINGS_VOCABULARY[name])
+        label = rng.choice(LABELS[organ]) if kind < 2 else None
+        out.append({"record_id": f"r{i}", "organ": organ, "label": label, "findings": findings})
+    return out
+
+
+def bench_templates(n: int) -> dict:
+    captioner = TemplateCaptioner(seed=0)
+    recs = records(n)
+    # The bare loop's inputs: the compiled template, the macro and a finished context per record.
+    prepared = []
+    for r in recs:
+        entry = captioner._organ(r["organ"])
+        context = captioner._context(entry, r["organ"], r["label"], r["findings"], None, None)
+        cap = captioner.caption(**r)
+        choices = entry.macros[cap.provenance.level]
+        _, macro = choices[_variant_index(0, cap.provenance.level, r["record_id"], len(choices))]
+        prepared.append((entry.template, macro, {**captioner._env.globals, **context}))
+
+    def bare() -> float:
+        start = time.perf_counter()
+        for template, macro, context in prepared:
+            getattr(template.make_module(context), macro)()
+        return time.perf_counter() - start
+
+    def ours() -> float:
+        start = time.perf_counter()
+        for r in recs:
+            captioner.caption(**r)
+        return time.perf_counter() - start
+
+    bare(), ours()
+    t_bare = min(bare() for _ in range(3))
+    t_ours = min(ours() for _ in range(3))
+    return {
+        "records": n,
+        "bare_jinja2_per_s": round(n / t_bare),
+        "template_tier_per_s": round(n / t_ours),
+        "ratio": round(t_bare / t_ours, 2),
+        "target": ">= 0.5",
+    }
+
+
+def llm_requests(n: int) -> list[LLMRequest]:
+    return [
+        LLMRequest(record_id=f"bench-{i}", organ=r["organ"], label=r["label"], findings=r["findings"])
+        for i, r in enumerate(records(n, seed=1))
+    ]
+
+
+def _config(base_url: str, concurrency: int) -> LLMConfig:
+    return LLMConfig(
+        base_url=base_url, model="stub-model", concurrency=concurrency, structured="off",
+        validation_retries=0, max_retries=0,
+    )  # fmt: skip
+
+
+async def _bare(base_url: str, messages: list[list[dict]], concurrency: int, max_tokens: int) -> list[str]:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(msgs: list[dict], seed: int) -> str:
+        async with semaphore:
+            response = await client.chat.completions.create(
+                model="stub-model", messages=msgs, temperature=0.7, seed=seed, max_tokens=max_tokens
+            )
+        return response.choices[0].message.content or ""
+
+    try:
+        return await asyncio.gather(*(one(m, i) for i, m in enumerate(messages)))
+    finally:
+        await client.close()
+
+
+def bench_llm(n: int, concurrency: int) -> dict:
+    requests = llm_requests(n)
+    with serve_openai() as stub:
+        captioner = LLMCaptioner(_config(stub.base_url, concurrency))
+        messages = [captioner.messages(r, structured=False) for r in requests]
+        captioner.caption(requests[:50])
+        asyncio.run(_bare(stub.base_url, messages[:50], concurrency, captioner.config.max_tokens))
+        t_bare = t_ours = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            texts = asyncio.run(_bare(stub.base_url, messages, concurrency, captioner.config.max_tokens))
+            t_bare = min(t_bare, time.perf_counter() - start)
+            assert all(texts)
+            start = time.perf_counter()
+            results = LLMCaptioner(_config(stub.base_url, concurrency)).caption(requests)
+            t_ours = min(t_ours, time.perf_counter() - start)
+            failed = [r for r in results if not r.captions]
+            if failed:
+                raise RuntimeError(f"{len(failed)} requests failed, e.g. {failed[0].failures}")
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = Path(tmp) / "llm.sqlite"
+            LLMCaptioner(_config(stub.base_url, concurrency), cache_path=cache).caption(requests)
+            before = stub.count
+            start = time.perf_counter()
+            again = LLMCaptioner(_config(stub.base_url, concurrency), cache_path=cache).caption(requests)
+            t_cached = time.perf_counter() - start
+            sent_on_rerun = stub.count - before
+            assert all(c.provenance.cached for r in again for c in r.captions)
+    return {
+        "requests": n,
+        "concurrency": concurrency,
+        "bare_asyncopenai_req_per_s": round(n / t_bare),
+        "llm_tier_req_per_s": round(n / t_ours),
+        "ratio": round(t_bare / t_ours, 2),
+        "target": ">= 0.8",
+        "cached_rerun_req_per_s": round(n / t_cached),
+        "requests_sent_on_cached_rerun": sent_on_rerun,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    report = {
+        "benchmark": "captions",
+        "python": platform.python_version(),
+        "template": bench_templates(args.records),
+        "llm": bench_llm(args.requests, args.concurrency),
+    }
+    t, llm = report["template"], report["llm"]
+    print(
+        f"template tier: {t['template_tier_per_s']}/s vs bare jinja2 {t['bare_jinja2_per_s']}/s "
+        f"-> {t['ratio']}x (target {t['target']})"
+    )
+    print(
+        f"LLM tier c={llm['concurrency']}: {llm['llm_tier_req_per_s']} req/s vs bare AsyncOpenAI "
+        f"{llm['bare_asyncopenai_req_per_s']} req/s -> {llm['ratio']}x (target {llm['target']}); "
+        f"cached rerun {llm['cached_rerun_req_per_s']} req/s, {llm['requests_sent_on_cached_rerun']} requests sent"
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
