@@ -35,6 +35,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/dedup.py
 	$(PY) benchmarks/dicom_decode.py
+	$(PY) benchmarks/deid.py
+	$(PY) benchmarks/reports.py
+	$(PY) benchmarks/captions.py
+	$(PY) benchmarks/diversity.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
