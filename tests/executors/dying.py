@@ -1,0 +1,27 @@
+"""A shard function whose worker dies the first time it meets chosen shards (for retry tests).
+
+Ray workers import it by name, so it lives in a module rather than in the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from echocaptions.imaging.stage import ShardTask, run_shard
+
+
+def run_shard_dying_once(marker_dir: str, indices: tuple[int, ...], task: ShardTask) -> dict:
+    """``run_shard``, except that the worker is killed midway through each chosen shard once.
+
+    Before dying it leaves a half-written staged file, as a worker killed while
+    writing would; a marker file records the death so that the retry succeeds.
+    """
+    marker = Path(marker_dir) / f"{task.index:05d}.died"
+    if task.index in indices and not marker.exists():
+        staged = Path(task.staged_path)
+        staged.with_name(f".{staged.name}.{os.getpid()}.tmp").write_bytes(b"PAR1 half a shard")
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_shard(task)
