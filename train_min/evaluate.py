@@ -1,0 +1,441 @@
+"""Evaluation of one model: alignment, retrieval, zero-shot, linear probe and few-shot probes.
+
+Metric functions at the top are plain numpy on given matrices, so they are
+tested against hand-computed values; :func:`evaluate` below encodes a build's
+rows with a model and applies them to each evaluation set.
+
+Choices that matter when reading the numbers:
+
+- Retrieval and alignment use every caption candidate of the evaluated rows
+  (report, template, LLM), identical texts merged, the same pool for every
+  strategy. A text written for several images matches all of them; a query
+  is a hit at k when any true match ranks in the top k, and ties count
+  against the query (a constant model scores 0, not chance by luck).
+- Classification runs per organ, among the labels of that organ present in
+  the set: zero-shot from prompt ensembles, a logistic-regression probe on
+  the train split (C chosen on validation, refit on train and validation),
+  and few-shot probes (k per class from the train split) as logistic
+  regression and as class prototypes. Accuracy pools the rows of all organs;
+  balanced accuracy and macro AUC (one-vs-rest) are means over organs.
+- Each metric carries its chance level, computed for the same rows and classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from math import comb
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from train_min.data import EvalSet, Rows, all_texts
+from train_min.train import autocast_dtype, to_input
+
+KS = (1, 5, 10)
+FEW_SHOT_KS = (1, 2, 4, 8, 16)
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+PROMPTS = Path(__file__).resolve().parent / "zeroshot" / "ultrasound.json"
+# Metrics where larger is better; a trained model should beat an untrained one on each.
+QUALITY = (
+    "align_gap",
+    *(f"{d}_r{k}" for d in ("i2t", "t2i") for k in KS),
+    *(f"{m}_{s}" for m in ("zs", "lp") for s in ("acc", "bal_acc", "auc")),
+    *(f"fs_{m}_bal_acc@{k}" for m in ("lp", "proto") for k in FEW_SHOT_KS),
+)
+
+
+# ---------------------------------------------------------------- metric functions
+
+
+def match_matrix(row_texts: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
+    """Distinct texts and ``match[i, t]``: text ``t`` is a caption of row ``i``."""
+    texts = list(dict.fromkeys(t for row in row_texts for t in row))
+    index = {t: j for j, t in enumerate(texts)}
+    match = np.zeros((len(row_texts), len(texts)), dtype=bool)
+    for i, row in enumerate(row_texts):
+        match[i, [index[t] for t in row]] = True
+    return texts, match
+
+
+def alignment(sim: np.ndarray, match: np.ndarray) -> dict[str, float]:
+    """Mean cosine of matched image-text pairs, of unmatched pairs, and the gap between them."""
+    matched = float(sim[match].mean())
+    unmatched = float(sim[~match].mean()) if (~match).any() else float("nan")
+    return {"align_matched": matched, "align_unmatched": unmatched, "align_gap": matched - unmatched}
+
+
+def _hits(sim: np.ndarray, match: np.ndarray, k: int) -> np.ndarray:
+    """Per query (row of ``sim``): is a true match in the top k, ties counting against it?"""
+    best = np.where(match, sim, -np.inf).max(axis=1, keepdims=True)
+    rank = (np.where(match, -np.inf, sim) >= best).sum(axis=1)  # non-matches at or above the best match
+    return (rank < k) & match.any(axis=1)
+
+
+def recall_at_k(sim: np.ndarray, match: np.ndarray, ks: Iterable[int] = KS) -> dict[str, float]:
+    """Recall@k image->text (rows of ``sim``) and text->image (columns)."""
+    out = {}
+    for k in ks:
+        out[f"i2t_r{k}"] = float(_hits(sim, match, k).mean())
+        out[f"t2i_r{k}"] = float(_hits(sim.T, match.T, k).mean())
+    return out
+
+
+def _chance_hits(match: np.ndarray, k: int) -> float:
+    """Expected recall@k when candidates are ranked at random: 1 - C(N-m, k) / C(N, k) per query."""
+    n = match.shape[1]
+    m = match.sum(axis=1)
+    return float(np.mean([1 - comb(n - int(mi), k) / comb(n, k) if k < n else 1.0 for mi in m]))
+
+
+def recall_chance(match: np.ndarray, ks: Iterable[int] = KS) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        out[f"i2t_r{k}"] = _chance_hits(match, k)
+        out[f"t2i_r{k}"] = _chance_hits(match.T, k)
+    return out
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y_true``."""
+    classes = np.unique(y_true)
+    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in classes]))
+
+
+def auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from ranks: the chance a positive outscores a negative, ties counting half."""
+    from scipy.stats import rankdata
+
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+    """Mean one-vs-rest ROC AUC over classes with both positives and negatives (None if none)."""
+    aucs = []
+    for c in range(scores.shape[1]):
+        positive = y_true == c
+        if positive.any() and (~positive).any():
+            aucs.append(auc(positive, scores[:, c]))
+    return float(np.mean(aucs)) if aucs else None
+
+
+def classification(y_true: np.ndarray, scores: np.ndarray, with_auc: bool = True) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and macro AUC of class scores ``(n, C)`` (argmax predicts)."""
+    pred = scores.argmax(axis=1)
+    return {
+        "acc": float((pred == y_true).mean()),
+        "bal_acc": balanced_accuracy(y_true, pred),
+        "auc": macro_auc(y_true, scores) if with_auc else None,
+        "n": len(y_true),
+    }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+def few_shot_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` positions per class of ``labels`` drawn without replacement (all of a smaller class), sorted."""
+    picked = []
+    for c in np.unique(labels):
+        where = np.flatnonzero(labels == c)
+        picked.append(rng.choice(where, size=min(k, len(where)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def prototype_scores(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Cosine of each row to each class's mean (unit) feature."""
+    protos = normalise(np.stack([normalise(train_x[train_y == c]).mean(axis=0) for c in range(n_classes)]))
+    return normalise(x) @ protos.T
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    """Logistic regression on standardised features (unit-norm features would need a huge C)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, solver="newton-cg", max_iter=1000)).fit(x, y)
+
+
+def choose_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> float:
+    """The C of the grid with the best validation balanced accuracy (the smallest on ties)."""
+    scores = [balanced_accuracy(val_y, fit_probe(train_x, train_y, c).predict(val_x)) for c in C_GRID]
+    return C_GRID[int(np.argmax(scores))]
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def load_prompts(path: Path = PROMPTS) -> dict[str, Any]:
+    data = json.loads(Path(path).read_text())
+    if "organs" not in data:
+        raise ValueError(f"prompt file {path} has no 'organs' table; keys: {sorted(data)}")
+    return data
+
+
+def class_prompts(prompts: dict[str, Any], organ: str, label: str, dataset: str | None = None) -> list[str]:
+    """Prompt ensemble for one class: a dataset's own entry if the file has one, else the organ's.
+
+    A class missing from the file is named by its label with spaces; an organ
+    missing from the file uses the ``default`` templates with ``{organ}`` filled in.
+    """
+    entry = (prompts.get("datasets") or {}).get(dataset or "") or prompts["organs"].get(organ)
+    if entry is None:
+        entry = prompts.get("default") or {"templates": ["ultrasound of the {organ} showing {}."]}
+    names = (entry.get("classes") or {}).get(label) or [label.replace("_", " ")]
+    return [t.replace("{organ}", organ).format(name) for t in entry["templates"] for name in names]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+@torch.inference_mode()
+def encode_images(
+    model: nn.Module, images: np.ndarray, indices: np.ndarray, device: torch.device,
+    mean: Sequence[float], std: Sequence[float], amp: bool = False, batch: int = 256,
+) -> np.ndarray:
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    out = []
+    for start in range(0, len(indices), batch):
+        x = to_input(images[np.sort(indices[start : start + batch])], mean_t, std_t, device)
+        with torch.autocast(device.type, dtype=autocast_dtype(device)) if amp else nullcontext():
+            out.append(model.encode_image(x).float().cpu())
+    feats = torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
+    # rows were read in sorted order per batch; put them back in the order asked for
+    back = np.concatenate([np.argsort(np.argsort(indices[s : s + batch])) + s for s in range(0, len(indices), batch)])
+    return normalise(feats[back]) if len(feats) else feats
+
+
+@torch.inference_mode()
+def encode_texts(model: nn.Module, tokenize: Any, texts: Sequence[str], device: torch.device,
+                 amp: bool = False, batch: int = 256) -> np.ndarray:
+    out = []
+    for start in range(0, len(texts), batch):
+        tokens = tokenize(list(texts[start : start + batch])).to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype(device)) if amp else nullcontext():
+            out.append(model.encode_text(tokens).float().cpu())
+    return normalise(torch.cat(out).numpy())
+
+
+# ---------------------------------------------------------------- evaluation of a model
+
+
+@dataclass
+class Encoded:
+    """One model's features of every row, and its text features on demand (cached)."""
+
+    model: nn.Module
+    tokenize: Any
+    device: torch.device
+    amp: bool
+    image: np.ndarray
+    logit_scale: float
+    _texts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def texts(self, texts: Sequence[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if todo:
+            for t, f in zip(todo, encode_texts(self.model, self.tokenize, todo, self.device, self.amp), strict=True):
+                self._texts[t] = f
+        return np.stack([self._texts[t] for t in texts])
+
+
+@dataclass
+class Group:
+    """Rows of one organ in an evaluation set, with its classes (label names, sorted)."""
+
+    organ: str
+    classes: list[str]
+    rows: np.ndarray
+    y: np.ndarray
+    datasets: list[str]
+
+
+def _groups(rows: Rows, eval_set: EvalSet) -> tuple[list[Group], list[str]]:
+    groups, notes = [], []
+    for organ, classes in eval_set.classes.items():
+        if len(classes) < 2:
+            notes.append(f"{organ}: one class ({classes[0]}), not classified")
+            continue
+        members = np.array([i for i in eval_set.indices if rows.organ[i] == organ and rows.label[i] in classes])
+        y = np.array([classes.index(rows.label[i]) for i in members])
+        groups.append(Group(organ, classes, members, y, sorted({rows.dataset[i] for i in members})))
+    return groups, notes
+
+
+def _labelled(rows: Rows, split: str, organ: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.array([i for i in rows.where(split) if rows.organ[i] == organ and rows.label[i] in classes], dtype=np.int64)
+    return idx, np.array([classes.index(rows.label[i]) for i in idx], dtype=np.int64)
+
+
+class Probes:
+    """Linear and few-shot probes per (organ, classes), fitted once per model and reused by every set."""
+
+    def __init__(self, rows: Rows, enc: Encoded, seed: int, draws: int, ks: Sequence[int]) -> None:
+        self.rows, self.enc, self.seed, self.draws, self.ks = rows, enc, seed, draws, ks
+        self._cache: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+
+    def get(self, organ: str, classes: list[str]) -> dict[str, Any]:
+        key = (organ, tuple(classes))
+        if key not in self._cache:
+            self._cache[key] = self._fit(organ, classes)
+        return self._cache[key]
+
+    def _fit(self, organ: str, classes: list[str]) -> dict[str, Any]:
+        train, ty = _labelled(self.rows, "train", organ, classes)
+        absent = [c for i, c in enumerate(classes) if not (ty == i).any()]
+        if absent:
+            return {"note": f"{organ}: no train rows of {', '.join(absent)}, no probe"}
+        val, vy = _labelled(self.rows, "validation", organ, classes)
+        x, vx = self.enc.image[train], self.enc.image[val]
+        c = choose_c(x, ty, vx, vy) if len(val) else 1.0
+        probe = fit_probe(np.concatenate([x, vx]), np.concatenate([ty, vy]), c)
+        rng = np.random.default_rng([self.seed, len(classes), *map(ord, organ)])
+        shots = {k: [few_shot_indices(ty, k, rng) for _ in range(self.draws)] for k in self.ks}
+        few = {
+            k: [(fit_probe(x[s], ty[s], c) if len(np.unique(ty[s])) > 1 else None, x[s], ty[s]) for s in picks]
+            for k, picks in shots.items()
+        }
+        note = None if len(val) else f"{organ}: no validation rows, C=1"
+        return {"probe": probe, "C": c, "few": few, "note": note}
+
+
+def _pool(results: list[dict[str, Any]], prefix: str) -> dict[str, float | None]:
+    """Accuracy pooled over rows; balanced accuracy and AUC averaged over groups."""
+    if not results:
+        return {f"{prefix}_acc": None, f"{prefix}_bal_acc": None, f"{prefix}_auc": None}
+    n = sum(r["n"] for r in results)
+    aucs = [r["auc"] for r in results if r["auc"] is not None]
+    return {
+        f"{prefix}_acc": sum(r["acc"] * r["n"] for r in results) / n,
+        f"{prefix}_bal_acc": float(np.mean([r["bal_acc"] for r in results])),
+        f"{prefix}_auc": float(np.mean(aucs)) if aucs else None,
+    }
+
+
+def chance_levels(groups: list[Group], prefix: str) -> dict[str, float | None]:
+    if not groups:
+        return {f"{prefix}_acc": None, f"{prefix}_bal_acc": None, f"{prefix}_auc": None}
+    n = sum(len(g.rows) for g in groups)
+    return {
+        f"{prefix}_acc": sum(len(g.rows) / len(g.classes) for g in groups) / n,
+        f"{prefix}_bal_acc": float(np.mean([1 / len(g.classes) for g in groups])),
+        f"{prefix}_auc": 0.5,
+    }
+
+
+def _zero_shot(rows: Rows, group: Group, enc: Encoded, prompts: dict[str, Any]) -> dict[str, Any]:
+    dataset = group.datasets[0] if len(group.datasets) == 1 else None
+    class_feats = []
+    for label in group.classes:
+        feats = enc.texts(class_prompts(prompts, group.organ, label, dataset))
+        class_feats.append(normalise(feats.mean(axis=0)))
+    logits = enc.logit_scale * enc.image[group.rows] @ np.stack(class_feats).T
+    return classification(group.y, softmax(logits))
+
+
+def _probe_metrics(group: Group, fitted: dict[str, Any], enc: Encoded) -> dict[str, Any]:
+    x = enc.image[group.rows]
+    out: dict[str, Any] = {"lp": classification(group.y, fitted["probe"].predict_proba(x)), "C": fitted["C"]}
+    n = len(group.classes)
+    for k, draws in fitted["few"].items():
+        lp, proto = [], []
+        for probe, sx, sy in draws:
+            proto.append(classification(group.y, prototype_scores(sx, sy, x, n), with_auc=False))
+            if probe is not None:
+                lp.append(classification(group.y, probe.predict_proba(x), with_auc=False))
+            else:  # one shot of one class cannot fit a regression: it predicts that class
+                lp.append(classification(group.y, np.eye(n)[np.full(len(x), sy[0])], with_auc=False))
+        out[f"fs@{k}"] = {
+            "lp": {m: float(np.mean([r[m] for r in lp])) for m in ("acc", "bal_acc")},
+            "proto": {m: float(np.mean([r[m] for r in proto])) for m in ("acc", "bal_acc")},
+        }
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    tokenize: Any,
+    rows: Rows,
+    images: np.ndarray,
+    sets: Sequence[EvalSet],
+    device: torch.device,
+    mean: Sequence[float],
+    std: Sequence[float],
+    prompts: dict[str, Any],
+    seed: int = 0,
+    amp: bool = False,
+    draws: int = 3,
+    ks: Sequence[int] = FEW_SHOT_KS,
+    probes: bool = True,
+) -> dict[str, Any]:
+    """Every metric of every set for one model: ``{set: {"metrics", "chance", "groups", "notes"}}``.
+
+    ``probes=False`` leaves out the linear and few-shot probes (and encoding the train split).
+    """
+    model.eval()
+    parts = [s.indices for s in sets] + ([rows.where("train"), rows.where("validation")] if probes else [])
+    needed = np.unique(np.concatenate(parts))
+    encoded = encode_images(model, images, needed, device, mean, std, amp)
+    feats = np.zeros((len(rows), encoded.shape[1]), np.float32)
+    feats[needed] = encoded
+    scale = float(model.logit_scale.detach().exp().clamp(max=100)) if hasattr(model, "logit_scale") else 100.0
+    enc = Encoded(model, tokenize, device, amp, feats, scale)
+    fitted = Probes(rows, enc, seed, draws, ks) if probes else None
+    # Probes are many small regressions: BLAS threads cost more than they give (ten times on two cores).
+    with threadpool_limits(limits=1):
+        return {s.name: _evaluate_set(rows, s, enc, fitted, prompts, ks) for s in sets}
+
+
+def _evaluate_set(rows: Rows, eval_set: EvalSet, enc: Encoded, probes: Probes | None,
+                  prompts: dict[str, Any], ks: Sequence[int]) -> dict[str, Any]:
+    texts, match = match_matrix([all_texts(rows, i) for i in eval_set.indices])
+    sim = enc.image[eval_set.indices] @ enc.texts(texts).T
+    metrics: dict[str, Any] = {**alignment(sim, match), **recall_at_k(sim, match)}
+    chance: dict[str, Any] = {"align_gap": 0.0, **recall_chance(match)}
+    groups, notes = _groups(rows, eval_set)
+    zs = [_zero_shot(rows, g, enc, prompts) for g in groups]
+    metrics.update(_pool(zs, "zs"))
+    chance.update(chance_levels(groups, "zs"))
+    probed, lp, group_out = [], [], {}
+    for g, z in zip(groups, zs, strict=True):
+        group_out[g.organ] = {"classes": g.classes, "n": len(g.rows), "zs": z}
+        if probes is None:
+            continue
+        fitted = probes.get(g.organ, g.classes)
+        if fitted.get("note"):
+            notes.append(fitted["note"])
+        if "probe" not in fitted:
+            continue
+        result = _probe_metrics(g, fitted, enc)
+        group_out[g.organ].update(result)
+        probed.append(g)
+        lp.append(result["lp"])
+    metrics.update(_pool(lp, "lp"))
+    chance.update(chance_levels(probed, "lp"))
+    for k in ks:
+        for kind in ("lp", "proto"):
+            values = [group_out[g.organ][f"fs@{k}"][kind]["bal_acc"] for g in probed]
+            metrics[f"fs_{kind}_bal_acc@{k}"] = float(np.mean(values)) if values else None
+            chance[f"fs_{kind}_bal_acc@{k}"] = chance["lp_bal_acc"]
+    return {
+        "n_rows": eval_set.n_rows, "n_texts": len(texts), "metrics": metrics, "chance": chance,
+        "groups": group_out, "notes": notes,
+    }

@@ -1,0 +1,244 @@
+"""The contrastive training loop: uint8 images from the cache, pre-tokenised captions, ClipLoss.
+
+Data order comes from a ``torch.Generator`` seeded by the run's seed and is
+drawn the same way for every strategy, so strategies differ in their captions
+only. Which of a row's K captions a ``*_multi`` strategy uses at a step comes
+from a second generator, so sampling never shifts the data order. Under
+``torchrun`` each process takes its slice of every global batch and the loss
+gathers features from all processes (open_clip's ClipLoss with gather), which
+makes the loss that of the global batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int  # global: split over the processes of a distributed run
+    lr: float
+    weight_decay: float = 0.1
+    warmup: float = 0.1  # share of steps with a linear warm-up
+    augment: bool = False  # random resized crop (scale 0.8-1) per image
+    precision: str = "fp32"  # or "amp": autocast to bf16 (fp16 with a grad scaler where bf16 is missing)
+    seed: int = 0
+
+
+@dataclass
+class TrainLog:
+    epoch_loss: list[float] = field(default_factory=list)
+    steps: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+    first_loss: float | None = None  # loss of the first global batch, before any update
+    loss_batch: int | None = None  # columns of the first step's logits: the batch the loss saw
+    world_size: int = 1
+    order: str = ""  # digest of every global batch's rows: equal for runs that saw the same order
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["samples_per_s"] = self.samples / self.seconds if self.seconds else None
+        return out
+
+
+@dataclass
+class Dist:
+    """Rank and world size of this process (1 process without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class TextBank:
+    """Every caption of a strategy tokenised once; row ``r`` owns ``K_r`` consecutive entries."""
+
+    def __init__(self, texts: Sequence[Sequence[str]], tokenize: Any) -> None:
+        flat = [t for row in texts for t in row]
+        unique = list(dict.fromkeys(flat))
+        index = {t: i for i, t in enumerate(unique)}
+        self.tokens = tokenize(unique)
+        self.entries = torch.tensor([index[t] for t in flat], dtype=torch.long)
+        self.counts = torch.tensor([len(row) for row in texts], dtype=torch.long)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+
+    def pick(self, rows: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Token rows for a batch: one caption per row, drawn uniformly when it has several."""
+        draw = torch.rand(len(rows), generator=generator) if generator is not None else torch.zeros(len(rows))
+        offset = (draw * self.counts[rows]).long().clamp_max(self.counts[rows] - 1)
+        return self.tokens[self.entries[self.starts[rows] + offset]]
+
+    @property
+    def mean_k(self) -> float:
+        return float(self.counts.float().mean())
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def to_input(batch: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 ``(B, 3, S, S)`` to the normalised float input of the model."""
+    x = torch.as_tensor(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    return x.float().div_(255.0).sub_(mean).div_(std)
+
+
+def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.8, 1.0)) -> torch.Tensor:
+    """A light augmentation: each image cropped to 80-100 % of its area (aspect 3:4-4:3) and resized back."""
+    n, _, h, w = x.shape
+    out = torch.empty_like(x)
+    u = torch.rand(n, 4, generator=generator)
+    for i in range(n):
+        area = scale[0] + (scale[1] - scale[0]) * float(u[i, 0])
+        ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(u[i, 1]))
+        ch = min(h, max(1, round(h * math.sqrt(area / ratio))))
+        cw = min(w, max(1, round(w * math.sqrt(area * ratio))))
+        top = int(float(u[i, 2]) * (h - ch + 1))
+        left = int(float(u[i, 3]) * (w - cw + 1))
+        crop = x[i : i + 1, :, top : top + ch, left : left + cw]
+        out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return out
+
+
+def batches(n: int, batch_size: int, world_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of global batches over ``n`` rows, each cut to a multiple of the world size.
+
+    Every process gathers equal shares for the loss, so a last batch that does
+    not split evenly loses its remainder rows; a batch of one row is dropped
+    (a contrastive loss needs a negative).
+    """
+    order = torch.randperm(n, generator=generator)
+    out = []
+    for start in range(0, n, batch_size):
+        chunk = order[start : start + batch_size]
+        keep = len(chunk) - len(chunk) % world_size
+        if keep >= 2:
+            out.append(chunk[:keep])
+    return out
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on gains, biases, embeddings of one dimension and the logit scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "logit_scale" in name or "embedding" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def train(
+    model: nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    bank: TextBank,
+    cfg: TrainConfig,
+    device: torch.device,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dist: Dist | None = None,
+) -> TrainLog:
+    """Train ``model`` in place on ``images[rows]`` paired with captions from ``bank`` (row order)."""
+    from open_clip.loss import ClipLoss
+
+    dist = dist or Dist()
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    caption_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+    augment_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003 + dist.rank)
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    loss_fn = ClipLoss(local_loss=True, gather_with_grad=True, rank=dist.rank, world_size=dist.world_size)
+    optimizer = torch.optim.AdamW(_param_groups(_unwrap(model), cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    steps_per_epoch = len(batches(len(rows), cfg.batch_size, dist.world_size, torch.Generator().manual_seed(0)))
+    total = max(1, steps_per_epoch * cfg.epochs)
+    warmup = max(1, int(cfg.warmup * total))
+    amp = cfg.precision == "amp"
+    dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler(device.type) if amp and dtype == torch.float16 else None
+    log = TrainLog(world_size=dist.world_size)
+    digest = hashlib.sha256()
+    model.train()
+    start = time.perf_counter()
+    for _ in range(cfg.epochs):
+        losses = []
+        for batch in batches(len(rows), cfg.batch_size, dist.world_size, order_gen):
+            share = len(batch) // dist.world_size
+            digest.update(rows[batch.numpy()].tobytes())
+            texts = bank.pick(batch, caption_gen)
+            mine = slice(dist.rank * share, (dist.rank + 1) * share)
+            idx = rows[batch[mine].numpy()]
+            order = np.argsort(idx)  # memory-mapped reads in file order, then back
+            x = to_input(images[idx[order]], mean_t, std_t, device)[torch.as_tensor(np.argsort(order))]
+            if cfg.augment:
+                x = random_resized_crop(x, augment_gen)
+            tokens = texts[mine].to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * _schedule(log.steps, total, warmup)
+            with torch.autocast(device.type, dtype=dtype) if amp else nullcontext():
+                image_features, text_features, logit_scale = model(x, tokens)
+                loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
+            if log.steps == 0:  # how many pairs the loss compared against: the gathered global batch
+                with torch.no_grad():
+                    logits = loss_fn.get_logits(image_features.float(), text_features.float(), logit_scale.float())
+                log.loss_batch = int(logits[0].shape[1])
+                log.first_loss = _mean_over(loss.detach(), dist)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                _unwrap(model).logit_scale.clamp_(0, math.log(100))
+            losses.append(float(loss.detach()))
+            log.steps += 1
+            log.samples += len(batch)
+        log.epoch_loss.append(float(np.mean(losses)) if losses else float("nan"))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    log.seconds = time.perf_counter() - start
+    log.order = digest.hexdigest()[:16]
+    model.eval()
+    return log
+
+
+def _mean_over(value: torch.Tensor, dist: Dist) -> float:
+    """The loss averaged over processes: with local losses that is the global batch's loss."""
+    if dist.world_size > 1:
+        import torch.distributed as tdist
+
+        value = value.clone()
+        tdist.all_reduce(value)
+        value /= dist.world_size
+    return float(value)
