@@ -38,7 +38,13 @@ def build(
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/RECIPE).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override, e.g. seed=3.")] = [],  # noqa: B006
     workers: Annotated[int, typer.Option(min=1, help="Worker processes for the image stage.")] = 1,
-    executor: Annotated[str, typer.Option(help="Executor: local.")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="Executor: local or ray (default: the recipe's, else local).")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of a Ray head (`ray start --head`), or auto; implies --executor ray."),
+    ] = None,
     keep_work: Annotated[bool, typer.Option(help="Keep OUT/.work (staged shards) after success.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -49,7 +55,9 @@ def build(
 
     try:
         parsed = load_recipe(recipe, data_root=data_root, sources=_parse_sources(source), out=out, overrides=set_)
-        result = run_build(parsed, workers=workers, executor=executor, quiet=quiet, keep_work=keep_work)
+        result = run_build(
+            parsed, workers=workers, executor=executor, ray_address=ray_address, quiet=quiet, keep_work=keep_work
+        )
     except (RecipeError, BuildError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -63,6 +71,8 @@ def build(
     splits = ", ".join(f"{k} {v}" for k, v in stats["splits"].items())
     typer.echo(f"built {stats['rows']} rows ({splits}) in {result.out}")
     typer.echo(f"captions by source: {json.dumps(stats['caption_sources'])}")
+    if stats.get("llm_unavailable"):
+        typer.secho(f"warning: {stats['llm_unavailable']}; rows fell back to the next tier", fg=typer.colors.YELLOW)
     for name, why in stats["skipped_sources"].items():
         typer.secho(f"note: skipped source {name!r}: {why}", fg=typer.colors.YELLOW, err=True)
     for name in stats["empty_sources"]:

@@ -33,13 +33,13 @@ from echocaptions.captions.translate import ReportTranslator
 from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
 from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey, assign_splits
-from echocaptions.executors import get_executor
+from echocaptions.executors import ExecutorError, get_executor
 from echocaptions.imaging.stage import ImageOptions, ShardTask, done_stats, run_shard
 from echocaptions.metrics.tables import diversity_tables
 from echocaptions.publish import strategy_configs
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
-from echocaptions.recipe import Recipe, SourceSpec
+from echocaptions.recipe import ExecutorSpec, Recipe, SourceSpec
 from echocaptions.schema import Caption, Record, Reject, SourceItem, phash_hex, record_to_row
 from echocaptions.sources.base import Source, SourceError, get_source_class
 
@@ -90,8 +90,14 @@ class Prepared:
     llm: LLMCaptioner | None = None
     llm_with_report: bool = False
 
+    @property
+    def llm_unavailable(self) -> str | None:
+        """Why an optional LLM tier gives no captions in this build, if it does not."""
+        llm_missing = self.policy.llm_missing
+        return llm_missing if llm_missing.startswith("LLM server unavailable") else None
 
-def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
+
+def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str | None = None) -> Prepared:
     """Check sources, output folder, captions and executor; synthesise the demo phantom."""
     if recipe.synth is not None:
         ensure_phantom(recipe)
@@ -129,7 +135,14 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
             template_variants=recipe.captions.template_variants,
         )
         spec = recipe.reports
-        llm = _llm_captioner(recipe, out) if "llm" in recipe.captions.policy or spec.translate else None
+        llm = None
+        if "llm" in recipe.captions.policy or spec.translate:
+            try:
+                llm = _llm_captioner(recipe, out)
+            except LLMServerError as exc:
+                if not (recipe.llm and recipe.llm.optional):
+                    raise
+                policy.llm_missing = f"LLM server unavailable at the start of the build ({exc})"
         translator = ReportTranslator(llm, spec.translate_max_tokens) if spec.translate and llm else None
         reports = ReportStage(
             tokenizer=spec.tokenizer,
@@ -143,7 +156,7 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
         )
         if "llm" not in recipe.captions.policy:
             llm = None
-        runner = get_executor(executor, workers)
+        runner = get_executor(**executor_options(recipe, executor, workers, ray_address))
     except (ValueError, OSError, RuntimeError) as exc:
         raise BuildError(str(exc)) from exc
     return Prepared(
@@ -158,6 +171,28 @@ def prepare(recipe: Recipe, executor: str, workers: int) -> Prepared:
     )
 
 
+def executor_options(
+    recipe: Recipe, executor: str | None, workers: int, ray_address: str | None
+) -> dict[str, Any]:
+    """The executor and its options: the command line's, else the recipe's, else local.
+
+    A Ray address alone selects the Ray executor.
+    """
+    spec = recipe.executor or ExecutorSpec()
+    name = executor or ("ray" if ray_address else spec.name)
+    options: dict[str, Any] = {"name": name, "workers": workers}
+    if name == "ray":
+        options.update(
+            address=ray_address or (spec.address if spec.name == "ray" else None),
+            cpus_per_task=spec.cpus_per_task,
+            gpus_per_task=spec.gpus_per_task,
+            max_retries=spec.max_retries,
+        )
+    elif ray_address:
+        options["address"] = ray_address
+    return options
+
+
 def _llm_captioner(recipe: Recipe, out: Path) -> LLMCaptioner:
     """The LLM tier's client, checked against its server before any work.
 
@@ -165,9 +200,14 @@ def _llm_captioner(recipe: Recipe, out: Path) -> LLMCaptioner:
     build sends nothing that was already answered.
     """
     spec = recipe.llm
-    fields = spec.model_dump(exclude={"api_key_env", "with_report"})
+    fields = spec.model_dump(exclude={"api_key_env", "with_report", "optional"})
     api_key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else "EMPTY"
-    config = LLMConfig(**fields, api_key=api_key or "EMPTY", template_dir=recipe.captions.template_dir)
+    config = LLMConfig(
+        **fields,
+        api_key=api_key or "EMPTY",
+        template_dir=recipe.captions.template_dir,
+        ner=recipe.reports.ner,
+    )
     captioner = LLMCaptioner(config, cache_path=out / ".cache" / "llm.sqlite")
     captioner.check_server()
     (out / ".cache").mkdir(parents=True, exist_ok=True)
@@ -290,13 +330,14 @@ def build(
     recipe: Recipe,
     *,
     workers: int = 1,
-    executor: str = "local",
+    executor: str | None = None,
+    ray_address: str | None = None,
     quiet: bool = False,
     keep_work: bool = False,
     progress: ProgressFactory | None = None,
 ) -> BuildResult:
     progress = progress or tqdm_progress(quiet)
-    prepared = prepare(recipe, executor, workers)
+    prepared = prepare(recipe, executor, workers, ray_address)
     out = prepared.out
     work = out / WORK
     work.mkdir(parents=True, exist_ok=True)
@@ -327,8 +368,12 @@ def build(
         for task, stats_of_shard in prepared.executor.map_unordered(run_shard, todo):
             shard_stats[task.index] = stats_of_shard
             bar.update(1)
+    except ExecutorError as exc:
+        raise BuildError(str(exc)) from exc
     finally:
         bar.close()
+        if hasattr(prepared.executor, "close"):
+            prepared.executor.close()
     for per_source in shard_stats.values():
         for source, c in per_source.items():
             counts[source].update({f"decode_{k}": v for k, v in c.items()})
@@ -409,6 +454,7 @@ def build(
         "phi_removed": dict(prepared.reports.phi_removed),
         "translated": dict(prepared.reports.translated),
     }
+    stats["llm_unavailable"] = prepared.llm_unavailable
     stats = _plain(stats)
     tables = diversity_tables(texts)
     del texts

@@ -44,7 +44,8 @@ class SourceSpec(_Strict):
 class LLMSpec(_Strict):
     """A vLLM (or any OpenAI-compatible) server for the LLM caption tier."""
 
-    base_url: str
+    # One URL, or a list of identical servers (same model) balanced by requests in flight.
+    base_url: str | list[str]
     model: str
     api_key_env: str | None = None
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -61,6 +62,16 @@ class LLMSpec(_Strict):
     min_words: int = Field(default=5, ge=1)
     max_words: int = Field(default=60, ge=2)
     with_report: bool = False
+    # When no server answers at the start, build anyway: every row falls back
+    # to the next tier with the reason (instead of stopping before any work).
+    optional: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a list of base URLs needs at least one URL and no URL twice")
+        return value
 
 
 class CaptionSpec(_Strict):
@@ -168,6 +179,17 @@ class SynthSpec(_Strict):
     size: tuple[int, int] = (256, 320)
 
 
+class ExecutorSpec(_Strict):
+    """Where the image stage runs; ``--executor`` and ``--ray-address`` override it."""
+
+    name: Literal["local", "ray"] = "local"
+    # Ray only: HOST:PORT of the head (``ray start --head``), ``auto``, or none for a private Ray.
+    address: str | None = None
+    cpus_per_task: float = Field(default=1.0, gt=0)
+    gpus_per_task: float = Field(default=0.0, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+
+
 class Recipe(_Strict):
     name: str
     description: str = ""
@@ -183,6 +205,7 @@ class Recipe(_Strict):
     reports: ReportSpec = Field(default_factory=ReportSpec)
     llm: LLMSpec | None = None
     synth: SynthSpec | None = None
+    executor: ExecutorSpec | None = None
 
     @model_validator(mode="after")
     def _llm_needs_a_server(self) -> Recipe:

@@ -21,12 +21,13 @@ connection and the validators are made again on first use in each process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import random
 import re
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +96,9 @@ _PREAMBLE = re.compile(
 )
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
 VLLM_HINT = (
-    "start vLLM first, e.g. `python -m vllm.entrypoints.openai.api_server --model MODEL_DIR "
-    "--served-model-name {model} --host 127.0.0.1 --port 8000` (or `vllm serve MODEL_DIR "
-    "--served-model-name {model}`), then set base_url to http://127.0.0.1:8000/v1"
+    "start vLLM first, e.g. `echocaptions serve-llm --model MODEL_DIR --served-model-name {model} "
+    "--port 8000` (or `vllm serve MODEL_DIR --served-model-name {model}`), "
+    "then set base_url to http://127.0.0.1:8000/v1"
 )
 
 
@@ -276,11 +277,11 @@ def _count(counts: Any) -> int:
     return int(counts or 0)
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_deidentifier() -> Any:
+@functools.lru_cache(maxsize=3)
+def _shared_deidentifier(ner: str = "off") -> Any:
     from echocaptions.captions.deid import Deidentifier
 
-    return Deidentifier()
+    return Deidentifier(use_ner={"auto": None, "on": True, "off": False}[ner])
 
 
 @functools.lru_cache(maxsize=1)
@@ -293,14 +294,17 @@ def _shared_matcher() -> Any:
 class CaptionValidator:
     """Checks one caption against its record; the de-identifier and matcher load lazily."""
 
-    def __init__(self, min_words: int, max_words: int) -> None:
+    def __init__(self, min_words: int, max_words: int, ner: str = "off") -> None:
         self.min_words = min_words
         self.max_words = max_words
+        # The PHI check de-identifies like the report tier: patterns, plus spaCy NER
+        # with "on" (or "auto" when a pipeline is installed) -- far slower per caption.
+        self.ner = ner
         self._deid: Any = None
         self._matcher: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"min_words": self.min_words, "max_words": self.max_words}
+        return {"min_words": self.min_words, "max_words": self.max_words, "ner": self.ner}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
@@ -308,7 +312,7 @@ class CaptionValidator:
     @property
     def deidentifier(self) -> Any:
         if self._deid is None:
-            self._deid = _shared_deidentifier()
+            self._deid = _shared_deidentifier(self.ner)
         return self._deid
 
     @property
@@ -359,7 +363,7 @@ class CaptionValidator:
 class LLMConfig:
     """How to reach the server, what to ask, and how to judge the answers."""
 
-    base_url: str
+    base_url: str | list[str]  # several: identical servers, balanced by requests in flight
     model: str
     api_key: str = "EMPTY"
     temperature: float = 0.7
@@ -379,8 +383,21 @@ class LLMConfig:
     backoff_max: float = 20.0
     report_chars: int = 600
     template_dir: str | None = None
+    ner: str = "off"
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    @property
+    def servers(self) -> str:
+        return ", ".join(self.base_urls)
 
     def __post_init__(self) -> None:
+        if not self.base_urls or not all(isinstance(u, str) and u for u in self.base_urls):
+            raise ValueError(f"llm.base_url must be a URL or a list of URLs, got {self.base_url!r}")
+        if self.ner not in ("auto", "on", "off"):
+            raise ValueError(f"ner={self.ner!r}; expected auto, on or off")
         if self.structured not in STRUCTURED_MODES:
             raise ValueError(f"llm.structured={self.structured!r}; expected one of {STRUCTURED_MODES}")
         for name in ("concurrency", "captions_per_image", "max_tokens"):
@@ -469,8 +486,10 @@ class LLMCaptioner:
 
     def _setup(self) -> None:
         self.cache = LLMCache(self.cache_path) if self.cache_path is not None else None
-        self.validator = CaptionValidator(self.config.min_words, self.config.max_words)
+        self.validator = CaptionValidator(self.config.min_words, self.config.max_words, self.config.ner)
         self._loop_state: tuple[Any, ...] | None = None
+        self._in_flight: tuple[Any, dict[str, Any]] | None = None
+        self._next_server = 0
         self._schema_ok = False
         self._vocab: dict[str, Vocabulary] = {}
         self._rng = random.Random()
@@ -492,22 +511,26 @@ class LLMCaptioner:
     # -- server -------------------------------------------------------------
 
     def check_server(self) -> None:
-        """Ask ``GET /models`` once; raise :class:`LLMServerError` saying what to do."""
+        """Ask ``GET /models`` of each server once; raise :class:`LLMServerError` saying what to do."""
+        for url in self.config.base_urls:
+            self._check_one(url)
+
+    def _check_one(self, url: str) -> None:
         openai = _import_openai()
         cfg = self.config
         hint = VLLM_HINT.format(model=cfg.model)
         client = openai.OpenAI(
-            base_url=cfg.base_url, api_key=cfg.api_key, timeout=min(cfg.timeout, 10.0), max_retries=0
+            base_url=url, api_key=cfg.api_key, timeout=min(cfg.timeout, 10.0), max_retries=0
         )
         try:
             served = [m.id for m in client.models.list()]
         except openai.APIConnectionError as exc:
             raise LLMServerError(
-                f"no OpenAI-compatible server answers at {cfg.base_url} ({exc}); {hint}"
+                f"no OpenAI-compatible server answers at {url} ({exc}); {hint}"
             ) from exc
         except openai.APIStatusError as exc:
             raise LLMServerError(
-                f"{cfg.base_url}/models answered HTTP {exc.status_code} ({exc.message}); "
+                f"{url}/models answered HTTP {exc.status_code} ({exc.message}); "
                 "base_url must point at an OpenAI-compatible server and usually ends in /v1; "
                 f"{hint}"
             ) from exc
@@ -515,33 +538,57 @@ class LLMCaptioner:
             client.close()
         if cfg.model not in served:
             raise LLMServerError(
-                f"the server at {cfg.base_url} does not serve model {cfg.model!r} "
+                f"the server at {url} does not serve model {cfg.model!r} "
                 f"(it serves: {', '.join(served) or 'nothing'}); set llm.model to one of those, "
                 f"or restart vLLM with --served-model-name {cfg.model}"
             )
 
-    def _runtime(self) -> tuple[Any, asyncio.Semaphore, asyncio.Lock]:
-        """This event loop's client, request semaphore and structured-output probe lock."""
+    def _runtime(self) -> tuple[list[Any], asyncio.Semaphore, asyncio.Lock]:
+        """This event loop's clients (one per server), request semaphore and probe lock."""
         loop = asyncio.get_running_loop()
         if self._loop_state is None or self._loop_state[0] is not loop:
             openai = _import_openai()
             cfg = self.config
-            client = openai.AsyncOpenAI(
-                base_url=cfg.base_url, api_key=cfg.api_key, timeout=cfg.timeout, max_retries=0
-            )
-            self._loop_state = (loop, client, asyncio.Lock(), asyncio.Semaphore(cfg.concurrency))
+            clients = [
+                openai.AsyncOpenAI(base_url=url, api_key=cfg.api_key, timeout=cfg.timeout, max_retries=0)
+                for url in cfg.base_urls
+            ]
+            semaphore = asyncio.Semaphore(self._concurrency())
+            self._loop_state = (loop, clients, asyncio.Lock(), semaphore, [0] * len(clients))
         return self._loop_state[1], self._loop_state[3], self._loop_state[2]
 
+    def _concurrency(self) -> int:
+        """Requests in flight: ``concurrency`` per server."""
+        return self.config.concurrency * len(self.config.base_urls)
+
+    @contextlib.contextmanager
+    def _server(self) -> Iterator[Any]:
+        """The client of the server with the fewest requests in flight; ties go round in turn.
+
+        Which server answers never enters the cache key, so the servers must be
+        identical (same model, same vLLM version) for a build to be reproducible.
+        """
+        clients, in_flight = self._runtime()[0], self._loop_state[4]  # type: ignore[index]
+        order = [(self._next_server + k) % len(clients) for k in range(len(clients))]
+        index = min(order, key=in_flight.__getitem__)
+        self._next_server = (index + 1) % len(clients)
+        in_flight[index] += 1
+        try:
+            yield clients[index]
+        finally:
+            in_flight[index] -= 1
+
     async def aclose(self) -> None:
-        """Close the HTTP client of the running event loop (a new one is made on next use)."""
+        """Close the HTTP clients of the running event loop (new ones are made on next use)."""
         state, self._loop_state = self._loop_state, None
         if state is not None and state[0] is asyncio.get_running_loop():
-            await state[1].close()
+            for client in state[1]:
+                await client.close()
 
     # -- one request ----------------------------------------------------------
 
     def _meta_name(self) -> str:
-        return f"plain_text:{self.config.base_url}:{self.config.model}"
+        return f"plain_text:{','.join(self.config.base_urls)}:{self.config.model}"
 
     def _use_schema(self) -> bool:
         mode = self.config.structured
@@ -573,15 +620,47 @@ class LLMCaptioner:
         return delay
 
     async def _send(self, payload: dict[str, Any]) -> _Answer:
-        """One request: from the cache, or sent with retries and then cached."""
-        openai = _import_openai()
-        cfg = self.config
+        """One request: from the cache, from an identical request in flight, or sent and cached.
+
+        Identical requests (the same prompt for two records) are sent once: the
+        later ones wait for the first answer and count as cached, so which one
+        is "cached" does not depend on timing.
+        """
         key = request_key(payload)
+        structured = bool(payload["response_format"])
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return _Answer(hit.text, hit.finish_reason, True, bool(payload["response_format"]))
-        client, semaphore, _ = self._runtime()
+                return _Answer(hit.text, hit.finish_reason, True, structured)
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight[0] is not loop:
+            self._in_flight = (loop, {})
+        pending: dict[str, asyncio.Future[tuple[str, str | None]]] = self._in_flight[1]
+        if key in pending:
+            text, finish = await asyncio.shield(pending[key])
+            return _Answer(text, finish, True, structured)
+        future: asyncio.Future[tuple[str, str | None]] = loop.create_future()
+        pending[key] = future
+        try:
+            answer = await self._request(payload, key)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here; waiters re-raise it
+            raise
+        else:
+            future.set_result((answer.text, answer.finish_reason))
+            return answer
+        finally:
+            pending.pop(key, None)
+
+    async def _request(self, payload: dict[str, Any], key: str) -> _Answer:
+        """Send one request with retries and backoff; cache the answer."""
+        openai = _import_openai()
+        cfg = self.config
+        _, semaphore, _ = self._runtime()
         body = {k: v for k, v in payload.items() if v is not None}
         error: Exception | None = None
         for attempt in range(cfg.max_retries + 1):
@@ -589,7 +668,8 @@ class LLMCaptioner:
                 await asyncio.sleep(self._delay(attempt - 1, error))  # type: ignore[arg-type]
             try:
                 async with semaphore:
-                    response = await client.chat.completions.create(**body)
+                    with self._server() as client:
+                        response = await client.chat.completions.create(**body)
             except openai.APIStatusError as exc:
                 if exc.status_code != 429 and exc.status_code < 500:
                     raise LLMRequestError(
@@ -725,7 +805,7 @@ class LLMCaptioner:
                 except LLMRequestError as exc:
                     if exc.unreachable:
                         raise LLMServerError(
-                            f"lost the server at {cfg.base_url}: {exc}; "
+                            f"lost the server at {cfg.servers}: {exc}; "
                             + VLLM_HINT.format(model=cfg.model)
                         ) from exc
                     result.failures.append(f"{where}: request failed: {exc}")
@@ -785,7 +865,7 @@ class LLMCaptioner:
 
         workers = [
             asyncio.ensure_future(worker())
-            for _ in range(min(self.config.concurrency, len(requests)))
+            for _ in range(min(self._concurrency(), len(requests)))
         ]
         if workers:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)

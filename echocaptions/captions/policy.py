@@ -25,6 +25,8 @@ class CaptionPolicy:
         self.policy = list(policy)
         self.templates = TemplateCaptioner(template_dir, seed=seed)
         self.template_variants = template_variants
+        # Why a row has no LLM answer when the tier is in the policy but gave none.
+        self.llm_missing = "no LLM answer for this image"
 
     def candidates(
         self,
@@ -46,7 +48,7 @@ class CaptionPolicy:
                 found.append(report.caption)
         if "llm" in self.policy:
             if llm is None:
-                missing["llm"] = "no LLM answer for this image"
+                missing["llm"] = self.llm_missing
             elif not llm.captions:
                 missing["llm"] = "no LLM caption passed validation: " + "; ".join(llm.failures[:3])
             else:

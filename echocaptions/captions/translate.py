@@ -80,7 +80,7 @@ class ReportTranslator:
         except LLMRequestError as exc:
             if exc.unreachable:
                 raise LLMServerError(
-                    f"lost the server at {cfg.base_url}: {exc}; " + VLLM_HINT.format(model=cfg.model)
+                    f"lost the server at {cfg.servers}: {exc}; " + VLLM_HINT.format(model=cfg.model)
                 ) from exc
             return Translation(None, f"translation request failed: {exc}")
         except BadAnswer as exc:

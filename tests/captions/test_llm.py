@@ -504,3 +504,20 @@ def test_request_from_source_item() -> None:
         "thyroid", "benign", "transverse", None
     )
     assert LLMRequest.from_item("ddti-1", item, with_report=True).report == "Benign nodule."
+
+
+def test_identical_requests_in_flight_are_sent_once_and_the_later_ones_count_as_cached(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    stub.delay = 0.2
+    twins = [
+        LLMRequest(record_id=f"busi-{i}", organ="breast", label="benign", findings={}, dataset="busi")
+        for i in range(6)
+    ]
+    for cache in (None, tmp_path / "llm.sqlite"):
+        stub.requests.clear()
+        results = make(stub, cache, concurrency=6, structured="off", validation_retries=0).caption(twins)
+        assert len(stub.requests) == 1, "one prompt, one request"
+        flags = [r.captions[0].provenance.cached for r in results]
+        assert flags == [False, True, True, True, True, True]
+        assert len({r.captions[0].text for r in results}) == 1

@@ -37,7 +37,10 @@ def test_llm_captions_are_chosen_cached_and_recorded(phantom_root: Path, tmp_pat
         result = build(recipe, quiet=True)
         sent = stub.count
         rows = _rows(result.out)
-        assert sent >= result.stats["rows"] > 0
+        # Records with the same prompt share one request (the later ones count as cached).
+        assert 0 < sent <= result.stats["rows"]
+        paid = [c for r in rows for c in r["captions"] if c["source"] == "llm" and not c["cached"]]
+        assert len(paid) == sent, "every request sent gives exactly one uncached caption"
         by_source = {r["caption_source"] for r in rows}
         assert "llm" in by_source
         for r in rows:
@@ -79,3 +82,21 @@ def test_llm_policy_needs_an_llm_block(tmp_path: Path) -> None:
     path.write_text("name: x\nsources:\n  - {name: a, layout: busi, path: p}\ncaptions: {policy: [llm, template]}\n")
     with pytest.raises(RecipeError, match="no llm block"):
         load_recipe(path)
+
+
+def test_optional_llm_tier_without_a_server_falls_back_with_the_reason(phantom_root: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(
+        _recipe(tmp_path, "http://127.0.0.1:9/v1"),
+        data_root=phantom_root,
+        out=tmp_path / "out",
+        overrides=["llm.optional=true"],
+    )
+    result = build(recipe, quiet=True)
+    rows = _rows(result.out)
+    assert rows and {r["caption_source"] for r in rows} <= {"report", "template"}
+    assert "LLM server unavailable" in result.stats["llm_unavailable"]
+    assert "127.0.0.1:9" in result.stats["llm_unavailable"]
+    for r in rows:
+        assert not any(c["source"] == "llm" for c in r["captions"])
+        if r["caption_source"] == "template":
+            assert "llm: LLM server unavailable at the start of the build" in r["caption_meta"]["fallback"]
