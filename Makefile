@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/reports.py
 	$(PY) benchmarks/captions.py
 	$(PY) benchmarks/diversity.py
+	$(PY) benchmarks/ray_executor.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
