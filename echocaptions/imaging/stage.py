@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import socket
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -158,6 +160,16 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
+    """Write through a temporary file unique to this attempt, then rename it into place.
+
+    The name carries the host, the process and a random part: on a cluster a
+    retried shard may run while the original attempt still writes on another
+    node, and both must never share a temporary file.
+    """
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
