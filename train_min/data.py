@@ -178,6 +178,15 @@ def strategy_texts(rows: Rows, strategy: str, indices: np.ndarray) -> list[list[
     return out
 
 
+def twins(texts: dict[str, list[list[str]]]) -> dict[str, str | None]:
+    """For each strategy, an earlier one with the very same captions on every row (else None).
+
+    Same captions, same initial weights, same order: the same model, so it is trained once.
+    """
+    names = list(texts)
+    return {s: next((o for o in names[:i] if texts[o] == texts[s]), None) for i, s in enumerate(names)}
+
+
 def all_texts(rows: Rows, i: int) -> list[str]:
     """Every distinct caption candidate of a row (report, template, llm), for retrieval."""
     return list(dict.fromkeys(c["text"] for c in rows.captions[i] if c.get("text")))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,9 @@ def resolve_config(model: str, tower: TextTower, config_dir: Path, context_lengt
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{model}-hf-{tower.folder.name}")
     config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / f"{name}.json"
-    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # every process of a distributed run writes it
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    os.replace(tmp, path)
     open_clip.add_model_config(path)
     return name
 

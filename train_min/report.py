@@ -118,7 +118,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, str]
     from scipy.stats import spearmanr
 
     if len(x) < 3:
-        return None, f"undefined: {len(x)} strategies, needs 3 or more"
+        return None, f"undefined: {len(x)} strateg{'y' if len(x) == 1 else 'ies'}, needs 3 or more"
     if any(v is None for v in (*x, *y)):
         return None, "undefined: a value is missing"
     if len(set(x)) == 1 or len(set(y)) == 1:
@@ -173,6 +173,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"Build `{cfg['build_name']}`: {cfg['rows']} rows ({cfg['splits']}). "
         f"Configuration `{cfg['configuration']}`: model {cfg['model']}, text tower {cfg['text_tower']}, "
         f"fine-tuning {cfg['finetune']}, {cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']}, "
+        f"augmentation {'random resized crop' if cfg['augment'] else 'none'}, "
         f"{cfg['precision']} on {cfg['device']} (world size {cfg['world_size']}); seeds {cfg['seeds']} "
         f"(mean ± std over seeds where there are several). Every strategy starts from the same weights "
         f"and sees the same images in the same order.",
@@ -240,8 +241,8 @@ def _diversity_lines(result: dict[str, Any]) -> list[str]:
              f"beside its downstream results on {main}.", "", *_table(head, body), ""]
     corr = result["correlations"]
     if len(names) < 3:
-        lines.append(f"Spearman rank correlation across strategies is undefined here: {len(names)} "
-                     "strategies, it needs 3 or more.")
+        count = f"{len(names)} strateg{'y' if len(names) == 1 else 'ies'}"
+        lines.append(f"Spearman rank correlation across strategies is undefined here: {count}, it needs 3 or more.")
         return [*lines, ""]
     lines += [f"Spearman ρ across {len(names)} strategies (with so few strategies, read the sign, not the size):", ""]
     head = ["measure", *[f"ρ vs {t}" for t in TARGETS]]

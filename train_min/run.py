@@ -37,12 +37,16 @@ import torch
 from train_min import data, evaluate, models, plots, report
 from train_min.train import Dist, TextBank, TrainConfig, train
 
-# Defaults per device, then per model: the tiny config finishes the demo comparison on two CPU cores.
+# Defaults per device, then per model. The small configs train from scratch on a few hundred
+# images: small batches, a high learning rate; tiny finishes the demo comparison on two CPU cores.
 DEVICE_DEFAULTS = {
     "cpu": {"model": "tiny", "batch_size": 64, "precision": "fp32"},
     "cuda": {"model": "ViT-B-16", "batch_size": 256, "precision": "amp"},
 }
-MODEL_DEFAULTS = {"tiny": {"epochs": 30, "lr": 1e-3}}
+MODEL_DEFAULTS = {
+    "tiny": {"epochs": 20, "lr": 2e-3, "batch_size": 32},
+    "tiny-vit": {"epochs": 20, "lr": 2e-3, "batch_size": 32},
+}
 OTHER_MODEL_DEFAULTS = {"epochs": 10, "lr": 5e-4}
 
 
@@ -66,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-sets", help="comma-separated: test, test/<dataset>, eval_<source> or a dataset "
                    "name (default: test, each dataset in it and each held-out source)")
     p.add_argument("--prompts", type=Path, default=evaluate.PROMPTS, help="zero-shot prompt JSON")
-    p.add_argument("--augment", action="store_true", help="random resized crop (80-100 %% of the area)")
+    p.add_argument("--augment", default="crop", choices=("crop", "none"),
+                   help="crop: a random resized crop of 80-100 %% of each training image (default)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", choices=("amp", "fp32"), help="default amp on a GPU, fp32 on the CPU")
     p.add_argument("--threads", default="auto",
@@ -141,12 +146,12 @@ def make_plan(args: argparse.Namespace, dist: Dist) -> Plan:
     except ValueError as err:
         raise UsageError(str(err)) from None
     config_name = models.resolve_config(model, tower, args.out / "model_configs")
-    per_model = MODEL_DEFAULTS.get(model, OTHER_MODEL_DEFAULTS)
+    per_model = {**dev, **MODEL_DEFAULTS.get(model, OTHER_MODEL_DEFAULTS)}
     cfg = TrainConfig(
         epochs=args.epochs if args.epochs is not None else per_model["epochs"],
-        batch_size=args.batch_size or dev["batch_size"],
+        batch_size=args.batch_size or per_model["batch_size"],
         lr=args.lr or per_model["lr"],
-        augment=args.augment,
+        augment=args.augment == "crop",
         precision=args.precision or dev["precision"],
     )
     if cfg.batch_size < 2 * dist.world_size:
@@ -232,9 +237,7 @@ def run(args: argparse.Namespace, dist: Dist | None = None) -> dict[str, Any] | 
     train_rows = plan.rows.where("train")
     texts = {s: data.strategy_texts(plan.rows, s, train_rows) for s in plan.strategies}
     banks = {s: TextBank(texts[s], tokenize) for s in plan.strategies}
-    # Same captions on every training row, same weights, same order: the same model. Train it once.
-    same_as = {s: next((o for o in plan.strategies[:i] if texts[o] == texts[s]), None)
-               for i, s in enumerate(plan.strategies)}
+    same_as = data.twins(texts)
     amp = plan.train.precision == "amp"
     runs: list[dict[str, Any]] = []
     for seed in plan.seeds:

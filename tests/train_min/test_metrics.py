@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from train_min.data import twins
 from train_min.evaluate import (
     Group,
     alignment,
@@ -181,3 +182,8 @@ def test_batches_cover_rows_in_a_seeded_order_and_split_evenly() -> None:
     two = batches(11, 4, 2, torch.Generator().manual_seed(3))
     assert [len(b) for b in two] == [4, 4, 2]  # the 3-row tail loses one row to split evenly
     assert [len(b) for b in batches(9, 4, 1, torch.Generator().manual_seed(0))] == [4, 4]  # no 1-row batch
+
+
+def test_strategies_with_the_same_captions_on_every_row_are_twins() -> None:
+    texts = {"a": [["x"], ["y"]], "b": [["x"], ["y", "z"]], "c": [["x"], ["y"]], "d": [["x"], ["y", "z"]]}
+    assert twins(texts) == {"a": None, "b": None, "c": "a", "d": "b"}

@@ -1,0 +1,53 @@
+"""Fixtures for train_min: one demo build per session, and a tiny BERT text tower saved locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from train_min import run as run_module
+
+# Tiny model, CPU defaults; a few epochs are enough to beat the untrained model with margin.
+TRAIN_ARGS = ["--model", "tiny", "--device", "cpu", "--threads", "auto"]
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo recipe, as `echocaptions build --recipe demo` makes it (309 rows), built once."""
+    from echocaptions.pipeline import build
+    from echocaptions.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("train_min_demo")
+    recipe = load_recipe("demo", data_root=root / "phantom", out=root / "build")
+    return build(recipe, workers=2, quiet=True).out
+
+
+def run_cli(*args: str) -> int:
+    """``python train_min/run.py ARGS`` in this process."""
+    return run_module.main([*args])
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-layer BERT with a WordPiece vocabulary of the demo's words, saved like a hub folder."""
+    import transformers
+
+    folder = tmp_path_factory.mktemp("bert") / "tiny-bert"
+    folder.mkdir()
+    words = " ".join([
+        "breast thyroid liver lung ultrasound sonogram benign malignant normal lesion nodule mass tissue",
+        "showing of the a with and on no consistent covid - 19 pneumonia viral bacterial focal b lines",
+        "pleural line irregular smooth solid cystic margins ti rads bi echogenicity parenchymal",
+    ]).split(" ")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", ":", ";", "(", ")", *sorted(set(words))]
+    vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    transformers.BertTokenizer(str(vocab_file)).save_pretrained(folder)
+    config = transformers.BertConfig(
+        vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder
