@@ -237,8 +237,10 @@ def _diversity_lines(result: dict[str, Any]) -> list[str]:
                      *[_cell(result["aggregate"][n][main].get(t)) for t in TARGETS], d["from"]])
     lines = ["## Diversity is not quality", "",
              "Lexical diversity and findings fidelity of each strategy's training captions "
-             "(all splits; `computed` where the build's diversity.json has no entry for the strategy), "
-             f"beside its downstream results on {main}.", "", *_table(head, body), ""]
+             "(all splits; `computed` where the build's diversity.json has no entry for the strategy; "
+             "a several-captions strategy over all K captions per image, so size-dependent measures "
+             f"such as TTR see a larger corpus), beside its downstream results on {main}.", "",
+             *_table(head, body), ""]
     corr = result["correlations"]
     if len(names) < 3:
         count = f"{len(names)} strateg{'y' if len(names) == 1 else 'ies'}"

@@ -44,7 +44,7 @@ DEVICE_DEFAULTS = {
     "cuda": {"model": "ViT-B-16", "batch_size": 256, "precision": "amp"},
 }
 MODEL_DEFAULTS = {
-    "tiny": {"epochs": 20, "lr": 2e-3, "batch_size": 32},
+    "tiny": {"epochs": 30, "lr": 2e-3, "batch_size": 32},
     "tiny-vit": {"epochs": 20, "lr": 2e-3, "batch_size": 32},
 }
 OTHER_MODEL_DEFAULTS = {"epochs": 10, "lr": 5e-4}

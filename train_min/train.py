@@ -102,20 +102,24 @@ def to_input(batch: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Te
 
 
 def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.8, 1.0)) -> torch.Tensor:
-    """A light augmentation: each image cropped to 80-100 % of its area (aspect 3:4-4:3) and resized back."""
-    n, _, h, w = x.shape
-    out = torch.empty_like(x)
+    """A light augmentation: each image cropped to 80-100 % of its area (aspect 3:4-4:3) and resized back.
+
+    One affine resampling of the whole batch (a crop box per image), not a loop
+    over images: on two cores a loop cost a fifth of the training speed.
+    """
+    n = x.shape[0]
     u = torch.rand(n, 4, generator=generator)
-    for i in range(n):
-        area = scale[0] + (scale[1] - scale[0]) * float(u[i, 0])
-        ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(u[i, 1]))
-        ch = min(h, max(1, round(h * math.sqrt(area / ratio))))
-        cw = min(w, max(1, round(w * math.sqrt(area * ratio))))
-        top = int(float(u[i, 2]) * (h - ch + 1))
-        left = int(float(u[i, 3]) * (w - cw + 1))
-        crop = x[i : i + 1, :, top : top + ch, left : left + cw]
-        out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)[0]
-    return out
+    area = scale[0] + (scale[1] - scale[0]) * u[:, 0]
+    log_ratio = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[:, 1]
+    ratio = torch.exp(log_ratio)
+    sx = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
+    sy = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (2 * u[:, 2] - 1) * (1 - sx)  # crop centre, normalised to [-1, 1], box inside the image
+    cy = (2 * u[:, 3] - 1) * (1 - sy)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sy, cy
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def batches(n: int, batch_size: int, world_size: int, generator: torch.Generator) -> list[torch.Tensor]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from train_min import run as run_module
 
@@ -24,8 +26,21 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(*args: str) -> int:
-    """``python train_min/run.py ARGS`` in this process."""
-    return run_module.main([*args])
+    """``python train_min/run.py ARGS`` in this process (torch's thread count restored afterwards)."""
+    threads = torch.get_num_threads()
+    try:
+        return run_module.main([*args])
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _idle_core_threads() -> Iterator[None]:
+    """Train on the idle cores only, as run.py does: spinning threads on busy cores are slower."""
+    threads = torch.get_num_threads()
+    run_module.set_threads("auto")
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -187,3 +187,16 @@ def test_batches_cover_rows_in_a_seeded_order_and_split_evenly() -> None:
 def test_strategies_with_the_same_captions_on_every_row_are_twins() -> None:
     texts = {"a": [["x"], ["y"]], "b": [["x"], ["y", "z"]], "c": [["x"], ["y"]], "d": [["x"], ["y", "z"]]}
     assert twins(texts) == {"a": None, "b": None, "c": "a", "d": "b"}
+
+
+def test_random_resized_crop_zooms_into_part_of_each_image() -> None:
+    from train_min.train import random_resized_crop
+
+    ramp = torch.arange(64.0).view(1, 1, 8, 8).repeat(4, 3, 1, 1)
+    out = random_resized_crop(ramp, torch.Generator().manual_seed(1), scale=(0.25, 0.25))
+    again = random_resized_crop(ramp, torch.Generator().manual_seed(1), scale=(0.25, 0.25))
+    assert out.shape == ramp.shape and torch.equal(out, again)
+    assert out.min() >= 0 and out.max() <= 63
+    spans = out.amax(dim=(1, 2, 3)) - out.amin(dim=(1, 2, 3))
+    assert (spans < 0.7 * 63).all()  # a quarter of the area: about half the ramp in each direction
+    assert len({tuple(o[0, 0].tolist()) for o in out}) > 1  # each image gets its own box

@@ -11,98 +11,82 @@ import pytest
 import torch
 
 from tests.train_min.conftest import TRAIN_ARGS, run_cli
-from train_min import data, evaluate, models
+from train_min import data, evaluate, models, report
 from train_min.evaluate import QUALITY
 
 pytestmark = pytest.mark.slow
 
-STRATEGIES = ("report_template", "template_only", "template_multi")
-EPOCHS = "20"
+# One strategy over two seeds: the mean over seeds is what the summary compares, and it halves the
+# noise of a 52-row test split. Comparing strategies is tested on made-up results in test_report.
+STRATEGY = "template_multi"
+SEEDS = ("0", "1")
 
 
 @pytest.fixture(scope="session")
 def comparison(demo_build: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The CPU defaults (tiny, 30 epochs) on the demo build."""
     out = tmp_path_factory.mktemp("results")
-    code = run_cli("--data", str(demo_build), "--strategies", ",".join(STRATEGIES), "--epochs", EPOCHS,
-                   "--seeds", "0", "--out", str(out), *TRAIN_ARGS)
+    code = run_cli("--data", str(demo_build), "--strategies", STRATEGY, "--seeds", ",".join(SEEDS),
+                   "--out", str(out), *TRAIN_ARGS)
     assert code == 0
     return out, json.loads((out / "summary.json").read_text())
 
 
 def test_writes_the_summary_the_runs_and_the_plot(comparison: tuple[Path, dict[str, Any]]) -> None:
     out, result = comparison
-    for name in ("untrained", *STRATEGIES):
-        run = json.loads((out / f"run-{name}-seed0.json").read_text())
-        assert run["strategy"] == name and set(run["eval"]) == set(result["sets"])
+    for name in ("untrained", STRATEGY):
+        for seed in SEEDS:
+            run = json.loads((out / f"run-{name}-seed{seed}.json").read_text())
+            assert run["strategy"] == name and set(run["eval"]) == set(result["sets"])
     assert (out / "fewshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "summary.md").read_text()
-    main = result["main_set"]
-    assert main == "test" and f"## test ({result['sets']['test']['n_rows']} rows" in md
-    for name in ("chance", "untrained", *STRATEGIES):
+    assert result["main_set"] == "test" and f"## test ({result['sets']['test']['n_rows']} rows" in md
+    for name in ("chance", "untrained", STRATEGY):
         assert f"| {name} |" in md
-    assert f"tiny · clip · full · {EPOCHS} ep" in md
-    assert "## Diversity is not quality" in md and "Spearman ρ across 3 strategies" in md
-    assert result["config"]["world_size"] == 1 and result["world_size"] == 1
+    assert "tiny · clip · full · 30 ep" in md and " ± " in md  # mean ± std over the two seeds
+    assert "## Diversity is not quality" in md
+    assert "undefined here: 1 strategy, it needs 3 or more" in md
+    assert result["config"]["world_size"] == 1 and result["config"]["seeds"] == [0, 1]
     assert set(result["sets"]) >= {"test", "test/busi", "test/pocus"}
 
 
-def test_every_strategy_starts_from_the_same_weights_and_sees_the_same_order(
-    comparison: tuple[Path, dict[str, Any]],
-) -> None:
-    _, result = comparison
-    orders = {log["order"] for log in result["train"].values()}
-    assert len(orders) == 1 and orders != {""}
-    for name in STRATEGIES:
-        assert result["train"][f"{name}-seed0"]["steps"] > 0
-
-
-def test_several_captions_per_image_or_one_model_for_identical_captions(
-    demo_build: Path, comparison: tuple[Path, dict[str, Any]],
-) -> None:
-    """template_multi samples among a row's template captions; where every row has one, it is
-    template_only and is trained once."""
+def test_seeds_train_from_their_own_weights_and_order(comparison: tuple[Path, dict[str, Any]]) -> None:
     out, result = comparison
-    rows = data.load_rows(demo_build)
-    multi = data.strategy_texts(rows, "template_multi", rows.where("train"))
-    single = data.strategy_texts(rows, "template_only", rows.where("train"))
-    assert result["captions_per_image"]["template_multi"] == pytest.approx(np.mean([len(t) for t in multi]))
-    run = json.loads((out / "run-template_multi-seed0.json").read_text())
-    assert (run.get("same_as") == "template_only") == (multi == single)
-    if multi != single:
-        assert result["train"]["template_multi-seed0"]["steps"] > 0
+    logs = [result["train"][f"{STRATEGY}-seed{s}"] for s in SEEDS]
+    assert all(log["steps"] > 0 and log["epoch_loss"][-1] < log["epoch_loss"][0] for log in logs)
+    assert logs[0]["order"] != logs[1]["order"]
 
 
-def test_diversity_and_its_rank_correlation_sit_beside_the_metrics(
-    demo_build: Path, comparison: tuple[Path, dict[str, Any]],
-) -> None:
-    out, result = comparison
-    build_table = json.loads((Path(result["config"]["build"]) / "diversity.json").read_text())["strategy"]
-    div = result["diversity"]
-    assert div["report_template"]["from"] == "diversity.json"
-    assert div["report_template"]["values"]["mtld"] == build_table["report_template"]["values"]["mtld"]
-    # computed here for the strategy the build did not tabulate, over every caption it samples from
-    rows = data.load_rows(demo_build)
-    candidates = sum(len(t) for t in data.strategy_texts(rows, "template_multi", np.arange(len(rows))))
-    assert div["template_multi"]["from"] == "computed" and div["template_multi"]["n_captions"] == candidates
-    corr = result["correlations"]
-    assert set(corr) >= {"ttr", "mtld", "self_bleu_4", "fidelity_precision"}
-    for measure in corr.values():
-        for cell in measure.values():
-            assert (cell["rho"] is not None and -1 <= cell["rho"] <= 1) or cell["note"].startswith("undefined")
-
-
-def test_trained_models_beat_the_untrained_one_on_every_metric(comparison: tuple[Path, dict[str, Any]]) -> None:
+def test_several_captions_per_image_are_sampled(demo_build: Path, comparison: tuple[Path, dict[str, Any]]) -> None:
     _, result = comparison
+    rows = data.load_rows(demo_build)
+    texts = data.strategy_texts(rows, STRATEGY, rows.where("train"))
+    assert result["captions_per_image"][STRATEGY] == pytest.approx(np.mean([len(t) for t in texts]))
+
+
+def test_diversity_sits_beside_the_metrics(demo_build: Path, comparison: tuple[Path, dict[str, Any]]) -> None:
+    _, result = comparison
+    div = result["diversity"][STRATEGY]
+    rows = data.load_rows(demo_build)
+    candidates = sum(len(t) for t in data.strategy_texts(rows, STRATEGY, np.arange(len(rows))))
+    table = json.loads((demo_build / "diversity.json").read_text())["strategy"]
+    if STRATEGY in table:  # the build tabulated it: its numbers are used as they are
+        assert div["from"] == "diversity.json" and div["values"]["mtld"] == table[STRATEGY]["values"]["mtld"]
+    else:  # computed here, over every caption the strategy samples from
+        assert div["from"] == "computed" and div["n_captions"] == candidates
+    assert set(div["values"]) == set(report.DIVERSITY_KEYS) and div["fidelity"]["precision"] is not None
+
+
+def test_the_trained_model_beats_the_untrained_one_on_every_metric(comparison: tuple[Path, dict[str, Any]]) -> None:
+    out, result = comparison
     agg = result["aggregate"]
-    for name in STRATEGIES:
-        worse = [
-            (k, agg[name]["test"][k]["mean"], agg["untrained"]["test"][k]["mean"])
-            for k in QUALITY
-            if not agg[name]["test"][k]["mean"] > agg["untrained"]["test"][k]["mean"]
-        ]
-        assert not worse, f"{name} does not beat the untrained model on {worse}"
-    md = (comparison[0] / "summary.md").read_text()
-    assert "template_only beats the untrained model on all quality metrics of test" in md
+    worse = [
+        (k, agg[STRATEGY]["test"][k]["mean"], agg["untrained"]["test"][k]["mean"])
+        for k in QUALITY
+        if not agg[STRATEGY]["test"][k]["mean"] > agg["untrained"]["test"][k]["mean"]
+    ]
+    assert not worse, f"{STRATEGY} does not beat the untrained model on {worse}"
+    assert f"{STRATEGY} beats the untrained model on all quality metrics of test" in (out / "summary.md").read_text()
 
 
 def test_untrained_models_score_at_chance(demo_build: Path, tmp_path: Path) -> None:
