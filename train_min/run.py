@@ -25,6 +25,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-tower", default="clip", help="clip, or hf:LOCAL_DIR for a BERT-family model saved locally")
     p.add_argument("--finetune", default="full", choices=models.FINETUNE_MODES)
     p.add_argument("--unlocked-image-groups", type=int, default=2,
-                   help="partial: image-tower groups left trainable (open_clip's count; the last is the projection)")
+                   help="partial: image-tower groups left trainable (ViT: open_clip's groups, the last being "
+                   "the projection; ResNet: stem, four stages, attention pool)")
     p.add_argument("--unlocked-text-layers", type=int, default=1,
                    help="partial: text-tower layers left trainable (final norm and projection always train)")
     p.add_argument("--pretrained", help="local open_clip checkpoint to start from")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int, help="global batch (split over processes under torchrun)")
+    p.add_argument("--epochs", type=int, help="default: 30 for tiny, 20 for tiny-vit, 10 for open_clip configs")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 for tiny and tiny-vit, else 5e-4)")
+    p.add_argument("--batch-size", type=int, help="global batch, split over processes under torchrun "
+                   "(default: 32 for tiny and tiny-vit, else 64 on the CPU, 256 on a GPU)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; results are mean ± std over them")
     p.add_argument("--eval-sets", help="comma-separated: test, test/<dataset>, eval_<source> or a dataset "
                    "name (default: test, each dataset in it and each held-out source)")
@@ -74,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="crop: a random resized crop of 80-100 %% of each training image (default)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", choices=("amp", "fp32"), help="default amp on a GPU, fp32 on the CPU")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels too (slower); seeds already fix weights, order and sampling")
     p.add_argument("--threads", default="auto",
                    help="CPU threads for torch; auto: the cores not already busy (load average), at least 1")
     p.add_argument("--cache-dir", type=Path, help="uint8 image cache (default: OUT/cache)")
@@ -189,7 +194,8 @@ def init_dist() -> Dist:
     backend = "nccl" if torch.cuda.is_available() and os.environ.get("TRAIN_MIN_BACKEND") != "gloo" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    tdist.init_process_group(backend)
+    # rank 0 evaluates while the others wait at a barrier: allow a long evaluation
+    tdist.init_process_group(backend, timeout=timedelta(hours=3))
     return Dist(rank=tdist.get_rank(), world_size=tdist.get_world_size())
 
 
@@ -201,9 +207,9 @@ def _barrier(dist: Dist) -> None:
 
 
 def _image_cache(plan: Plan, size: int, cache_dir: Path, dist: Dist) -> np.ndarray:
-    """Rank 0 decodes every image once; the others wait and memory-map its file."""
-    if dist.main:
-        path = data.build_image_cache(plan.rows, size, cache_dir)
+    """The first process of each machine decodes every image once; the others wait and memory-map its file."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        data.build_image_cache(plan.rows, size, cache_dir)
     _barrier(dist)
     path = data.cache_path(plan.rows, size, cache_dir)
     return data.open_image_cache(path, plan.rows, size)
@@ -224,7 +230,10 @@ def run(args: argparse.Namespace, dist: Dist | None = None) -> dict[str, Any] | 
     t0 = time.perf_counter()
     args.threads_used = set_threads(args.threads)
     plan = make_plan(args, dist)
-    deterministic = False  # not cheap: on two CPU cores it halves the training speed
+    # Seeds fix weights, order and sampling; deterministic kernels on top are not cheap (half
+    # the speed on two CPU cores), so they are asked for, not the default.
+    deterministic = bool(args.deterministic)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     out: Path = args.out
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +345,8 @@ def _summary(args: argparse.Namespace, plan: Plan, runs: list[dict[str, Any]], b
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, before CUDA starts
     args.argv = argv
     dist = init_dist()
     try:
