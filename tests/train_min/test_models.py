@@ -78,7 +78,7 @@ def test_a_bert_text_tower_from_a_local_folder(tiny_bert: Path, tmp_path: Path) 
 def test_a_run_with_the_bert_tower_and_partial_fine_tuning(demo_build: Path, tiny_bert: Path, tmp_path: Path) -> None:
     code = run_cli("--data", str(demo_build), "--text-tower", f"hf:{tiny_bert}", "--finetune", "partial",
                    "--strategies", "template_only", "--epochs", "1", "--eval-sets", "test", "--device", "cpu",
-                   "--out", str(tmp_path))
+                   "--save-checkpoints", "--out", str(tmp_path))
     assert code == 0
     result = json.loads((tmp_path / "summary.json").read_text())
     assert result["config"]["text_tower"] == "hf:tiny-bert" and result["config"]["finetune"] == "partial"
@@ -87,6 +87,12 @@ def test_a_run_with_the_bert_tower_and_partial_fine_tuning(demo_build: Path, tin
     assert run["train"]["steps"] > 0 and run["eval"]["test"]["metrics"]["zs_bal_acc"] is not None
     md = (tmp_path / "summary.md").read_text()
     assert "Spearman rank correlation across strategies is undefined here: 1 strategy, it needs 3 or more." in md
+    # the saved model loads back as a --pretrained checkpoint of the same configuration
+    saved = tmp_path / "checkpoints" / "template_only-seed0.pt"
+    name = result["config"]["open_clip_config"]
+    models.resolve_config("tiny", models.parse_text_tower(f"hf:{tiny_bert}"), tmp_path / "model_configs")
+    reloaded = models.create(name, models.check_checkpoint(str(saved)), 1)
+    assert torch.equal(reloaded.text.proj[0].weight, torch.load(saved)["state_dict"]["text.proj.0.weight"])
 
 
 def test_mixed_precision_training_lowers_the_loss() -> None:
