@@ -342,9 +342,18 @@ class TemplateCaptioner:
         view: str | None = None,
         dataset: str | None = None,
     ) -> Caption:
-        """Caption one record at the richest level its metadata supports."""
+        """Caption one record at the richest level its metadata supports.
+
+        The first of :meth:`captions` with ``count=1``.
+        """
         return self.captions(
-            record_id=record_id, organ=organ, label=label, findings=findings, view=view, dataset=dataset
+            record_id=record_id,
+            organ=organ,
+            label=label,
+            findings=findings,
+            view=view,
+            dataset=dataset,
+            count=1,
         )[0]
 
     def captions(
