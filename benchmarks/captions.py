@@ -1,6 +1,7 @@
 """Caption tiers against bare loops over the same work, in one run.
 
-    python benchmarks/captions.py [--records 4000] [--requests 1000] [--concurrency 64] [--out FILE]
+    python benchmarks/captions.py [--records 4000] [--requests 1000] [--concurrency 64]
+        [--scaling-requests 400] [--scaling-concurrency 8] [--delay 0 0.02] [--out FILE]
 
 Template tier: ``TemplateCaptioner.caption`` (vocabulary lookups, level and
 phrasing choice, render, clean-up) against a bare jinja2 loop that only renders
@@ -11,6 +12,16 @@ validation against the labels) against a bare ``AsyncOpenAI`` loop sending the
 same messages with the same concurrency to the same local stub server and
 keeping the text. Then a second captioner run over the same requests with the
 request cache: the stub counts what reaches it, which must be nothing.
+
+LLM concurrency: the same captioner at concurrency 1 against concurrency N,
+once per stub delay. With ``--delay`` the stub holds each answer that long,
+standing in for generation time, so the ratio shows how well concurrency hides
+latency; with a delay of 0 the figure is the client's own ceiling (request
+building, HTTP, parsing, validation). Its requests carry an organ and a
+one-line report excerpt that differs per request, so no two prompts are the
+same and every request reaches the stub (identical requests in flight are sent
+once; the run fails if fewer arrive); no cache, structured output off (one
+request per caption).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ if str(REPO) not in sys.path:
 from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest  # noqa: E402
 from echocaptions.captions.templates import TemplateCaptioner, _variant_index  # noqa: E402
 from echocaptions.schema import FINDINGS_BY_ORGAN, FINDINGS_VOCABULARY, LABELS, ORGANS  # noqa: E402
-from tests.captions.openai_stub import serve_openai  # noqa: E402
+from tests.captions.openai_stub import StubServer, serve_openai  # noqa: E402
 
 
 def records(n: int, seed: int = 0) -> list[dict]:
@@ -161,18 +172,75 @@ def bench_llm(n: int, concurrency: int) -> dict:
     }
 
 
+def scaling_requests(n: int) -> list[LLMRequest]:
+    """Requests over four organs, no label or findings, each with a report excerpt of its own."""
+    organs = ("thyroid", "breast", "liver", "lung")
+    return [
+        LLMRequest(
+            record_id=f"bench-{i}",
+            organ=organs[i % 4],
+            label=None,
+            findings={},
+            report=f"Clip {i} of a routine scan.",
+        )
+        for i in range(n)
+    ]
+
+
+def _rate(stub: StubServer, requests: list[LLMRequest], concurrency: int) -> float:
+    """Requests per second for one captioner run without a cache; each must reach the stub."""
+    before = stub.count
+    start = time.perf_counter()
+    results = LLMCaptioner(_config(stub.base_url, concurrency)).caption(requests)
+    elapsed = time.perf_counter() - start
+    failed = [r for r in results if not r.captions]
+    if failed:
+        raise RuntimeError(f"{len(failed)} requests failed, e.g. {failed[0].failures}")
+    if stub.count - before != len(requests):
+        raise RuntimeError(f"{stub.count - before} requests reached the stub, not {len(requests)}")
+    return len(requests) / elapsed
+
+
+def bench_llm_concurrency(n: int, concurrency: int, delays: list[float]) -> dict:
+    requests = scaling_requests(n)
+    rows = []
+    for delay in delays:
+        with serve_openai(delay=delay) as stub:
+            _rate(stub, requests[:20], 2)
+            one = _rate(stub, requests, 1)
+            stub.max_in_flight = 0
+            many = _rate(stub, requests, concurrency)
+            rows.append(
+                {
+                    "delay_s": delay,
+                    "req_per_s_c1": round(one, 1),
+                    "req_per_s_cN": round(many, 1),
+                    "ratio": round(many / one, 2),
+                    "server_max_in_flight": stub.max_in_flight,
+                }
+            )
+    return {"requests": n, "concurrency": concurrency, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=4000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--scaling-requests", type=int, default=400)
+    parser.add_argument("--scaling-concurrency", type=int, default=8)
+    parser.add_argument("--delay", type=float, nargs="+", default=[0.0, 0.02])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     report = {
         "benchmark": "captions",
         "python": platform.python_version(),
+        "machine": platform.machine(),
         "template": bench_templates(args.records),
         "llm": bench_llm(args.requests, args.concurrency),
+        "llm_concurrency": bench_llm_concurrency(
+            args.scaling_requests, args.scaling_concurrency, args.delay
+        ),
     }
     t, llm = report["template"], report["llm"]
     print(
@@ -184,6 +252,13 @@ def main(argv: list[str] | None = None) -> dict:
         f"{llm['bare_asyncopenai_req_per_s']} req/s -> {llm['ratio']}x (target {llm['target']}); "
         f"cached rerun {llm['cached_rerun_req_per_s']} req/s, {llm['requests_sent_on_cached_rerun']} requests sent"
     )
+    scaling = report["llm_concurrency"]
+    for row in scaling["rows"]:
+        print(
+            f"LLM tier c={scaling['concurrency']} vs c=1, stub delay {row['delay_s']} s: "
+            f"{row['req_per_s_cN']} vs {row['req_per_s_c1']} req/s -> {row['ratio']}x "
+            f"({row['server_max_in_flight']} in flight at most)"
+        )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
