@@ -9,9 +9,15 @@ the same macro of the same compiled template from a context built beforehand.
 
 LLM client: ``LLMCaptioner.caption`` (prompt rendering, request, parsing,
 validation against the labels) against a bare ``AsyncOpenAI`` loop sending the
-same messages with the same concurrency to the same local stub server and
-keeping the text. Then a second captioner run over the same requests with the
-request cache: the stub counts what reaches it, which must be nothing.
+same request bodies (messages, model, temperature, seed, max_tokens, taken from
+the captioner) with the same concurrency to the same local stub server and
+keeping the text. Each record carries a one-line report excerpt of its own, so
+no two prompts are the same and the captioner, which sends identical requests
+in flight only once, sends as many requests as the bare loop: a timed run
+fails unless one request per record, from the captioner and from the bare
+loop, reaches the stub, and unless both send the same bodies. Then a second
+captioner run over the same requests with the request cache: the stub counts
+what reaches it, which must be nothing.
 
 LLM concurrency: the same captioner at concurrency 1 against concurrency N,
 once per stub delay. With ``--delay`` the stub holds each answer that long,
@@ -100,8 +106,15 @@ def bench_templates(n: int) -> dict:
 
 
 def llm_requests(n: int) -> list[LLMRequest]:
+    """The template tier's kind of records, each with a report excerpt of its own."""
     return [
-        LLMRequest(record_id=f"bench-{i}", organ=r["organ"], label=r["label"], findings=r["findings"])
+        LLMRequest(
+            record_id=f"bench-{i}",
+            organ=r["organ"],
+            label=r["label"],
+            findings=r["findings"],
+            report=f"Clip {i} of a routine scan.",
+        )
         for i, r in enumerate(records(n, seed=1))
     ]
 
@@ -113,44 +126,75 @@ def _config(base_url: str, concurrency: int) -> LLMConfig:
     )  # fmt: skip
 
 
-async def _bare(base_url: str, messages: list[list[dict]], concurrency: int, max_tokens: int) -> list[str]:
+def _bodies(captioner: LLMCaptioner, requests: list[LLMRequest]) -> list[dict]:
+    """The body the captioner sends for each record's first caption (plain text, no cache)."""
+    seed = captioner.config.seed
+    messages = [captioner.messages(r, structured=False) for r in requests]
+    payloads = [captioner._payload(m, seed, False) for m in messages]
+    return [{key: value for key, value in p.items() if value is not None} for p in payloads]
+
+
+async def _bare(base_url: str, bodies: list[dict], concurrency: int, timeout: float) -> list[str]:
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", timeout=timeout, max_retries=0)
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(msgs: list[dict], seed: int) -> str:
+    async def one(body: dict) -> str:
         async with semaphore:
-            response = await client.chat.completions.create(
-                model="stub-model", messages=msgs, temperature=0.7, seed=seed, max_tokens=max_tokens
-            )
+            response = await client.chat.completions.create(**body)
         return response.choices[0].message.content or ""
 
     try:
-        return await asyncio.gather(*(one(m, i) for i, m in enumerate(messages)))
+        return await asyncio.gather(*(one(b) for b in bodies))
     finally:
         await client.close()
+
+
+def _received(stub: StubServer, before: int, n: int, who: str) -> list[str]:
+    """The bodies that reached the stub since ``before`` (canonical JSON); exactly ``n`` or exit."""
+    sent = stub.requests[before:]
+    if len(sent) != n:
+        raise SystemExit(
+            f"LLM tier benchmark: {who} sent {len(sent)} requests to the stub, not one per record "
+            f"({n}); the comparison is not like-for-like"
+        )
+    return sorted(json.dumps(body, sort_keys=True) for body in sent)
 
 
 def bench_llm(n: int, concurrency: int) -> dict:
     requests = llm_requests(n)
     with serve_openai() as stub:
         captioner = LLMCaptioner(_config(stub.base_url, concurrency))
-        messages = [captioner.messages(r, structured=False) for r in requests]
+        bodies = _bodies(captioner, requests)
+        distinct = len({json.dumps(b["messages"], sort_keys=True) for b in bodies})
+        if distinct != n:
+            raise SystemExit(
+                f"LLM tier benchmark: {distinct} distinct prompts among {n} records, not {n}"
+            )
+        timeout = captioner.config.timeout
         captioner.caption(requests[:50])
-        asyncio.run(_bare(stub.base_url, messages[:50], concurrency, captioner.config.max_tokens))
+        asyncio.run(_bare(stub.base_url, bodies[:50], concurrency, timeout))
         t_bare = t_ours = float("inf")
         for _ in range(2):
+            before = stub.count
             start = time.perf_counter()
-            texts = asyncio.run(_bare(stub.base_url, messages, concurrency, captioner.config.max_tokens))
+            texts = asyncio.run(_bare(stub.base_url, bodies, concurrency, timeout))
             t_bare = min(t_bare, time.perf_counter() - start)
             assert all(texts)
+            sent_bare = _received(stub, before, n, "the bare AsyncOpenAI loop")
+            before = stub.count
             start = time.perf_counter()
             results = LLMCaptioner(_config(stub.base_url, concurrency)).caption(requests)
             t_ours = min(t_ours, time.perf_counter() - start)
             failed = [r for r in results if not r.captions]
             if failed:
                 raise RuntimeError(f"{len(failed)} requests failed, e.g. {failed[0].failures}")
+            sent_ours = _received(stub, before, n, "the LLM tier")
+            if sent_ours != sent_bare:
+                raise SystemExit(
+                    "LLM tier benchmark: the LLM tier and the bare loop sent different bodies"
+                )
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "llm.sqlite"
             LLMCaptioner(_config(stub.base_url, concurrency), cache_path=cache).caption(requests)
@@ -167,6 +211,8 @@ def bench_llm(n: int, concurrency: int) -> dict:
         "llm_tier_req_per_s": round(n / t_ours),
         "ratio": round(t_bare / t_ours, 2),
         "target": ">= 0.8",
+        "requests_sent_bare": len(sent_bare),
+        "requests_sent_llm_tier": len(sent_ours),
         "cached_rerun_req_per_s": round(n / t_cached),
         "requests_sent_on_cached_rerun": sent_on_rerun,
     }
@@ -249,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         f"LLM tier c={llm['concurrency']}: {llm['llm_tier_req_per_s']} req/s vs bare AsyncOpenAI "
-        f"{llm['bare_asyncopenai_req_per_s']} req/s -> {llm['ratio']}x (target {llm['target']}); "
+        f"{llm['bare_asyncopenai_req_per_s']} req/s -> {llm['ratio']}x (target {llm['target']}), "
+        f"{llm['requests_sent_llm_tier']} vs {llm['requests_sent_bare']} requests sent; "
         f"cached rerun {llm['cached_rerun_req_per_s']} req/s, {llm['requests_sent_on_cached_rerun']} requests sent"
     )
     scaling = report["llm_concurrency"]
