@@ -449,7 +449,7 @@ class LLMResult:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
     text: str
     finish_reason: str | None
     cached: bool
@@ -507,6 +507,13 @@ class LLMCaptioner:
         self.plain_reason = state["plain_reason"]
         self.prompt = load_prompt(self.config.prompt, self.config.prompt_dir)
         self._setup()
+
+    def use_cache(self, cache: Any) -> None:
+        """Answer from (and store into) ``cache`` from now on; the previous one is closed."""
+        if self.cache is not None and self.cache is not cache:
+            self.cache.close()
+        self.cache = cache
+        self.cache_path = getattr(cache, "path", None)
 
     # -- server -------------------------------------------------------------
 
@@ -619,7 +626,22 @@ class LLMCaptioner:
                 delay = max(delay, min(wait, cfg.backoff_max))
         return delay
 
-    async def _send(self, payload: dict[str, Any]) -> _Answer:
+    async def send(
+        self, messages: list[dict[str, str]], *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> Answer:
+        """One plain-text chat request with this client's model, seed, retries, cache and
+        in-flight sharing; ``temperature`` and ``max_tokens`` override the configuration's.
+
+        Raises :class:`LLMRequestError` (after the retries) and :class:`BadAnswer`.
+        """
+        payload = self._payload(messages, self.config.seed, False)
+        if temperature is not None:
+            payload["temperature"] = temperature
+        if max_tokens is not None:
+            payload["max_tokens"] = max_tokens
+        return await self._send(payload)
+
+    async def _send(self, payload: dict[str, Any]) -> Answer:
         """One request: from the cache, from an identical request in flight, or sent and cached.
 
         Identical requests (the same prompt for two records) are sent once: the
@@ -631,14 +653,14 @@ class LLMCaptioner:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return _Answer(hit.text, hit.finish_reason, True, structured)
+                return Answer(hit.text, hit.finish_reason, True, structured)
         loop = asyncio.get_running_loop()
         if self._in_flight is None or self._in_flight[0] is not loop:
             self._in_flight = (loop, {})
         pending: dict[str, asyncio.Future[tuple[str, str | None]]] = self._in_flight[1]
         if key in pending:
             text, finish = await asyncio.shield(pending[key])
-            return _Answer(text, finish, True, structured)
+            return Answer(text, finish, True, structured)
         future: asyncio.Future[tuple[str, str | None]] = loop.create_future()
         pending[key] = future
         try:
@@ -656,7 +678,7 @@ class LLMCaptioner:
         finally:
             pending.pop(key, None)
 
-    async def _request(self, payload: dict[str, Any], key: str) -> _Answer:
+    async def _request(self, payload: dict[str, Any], key: str) -> Answer:
         """Send one request with retries and backoff; cache the answer."""
         openai = _import_openai()
         cfg = self.config
@@ -690,7 +712,7 @@ class LLMCaptioner:
                 finish = choices[0].finish_reason
                 if self.cache is not None:
                     self.cache.put(key, payload, text, finish)
-                return _Answer(text, finish, False, bool(payload["response_format"]))
+                return Answer(text, finish, False, bool(payload["response_format"]))
         raise LLMRequestError(
             f"{_describe(error)} after {cfg.max_retries + 1} tries",
             status=getattr(error, "status_code", None),
@@ -698,7 +720,7 @@ class LLMCaptioner:
             and not isinstance(error, openai.APITimeoutError),
         )
 
-    async def _ask(self, messages: _Messages, seed: int) -> _Answer:
+    async def _ask(self, messages: _Messages, seed: int) -> Answer:
         """One request in the current structured mode, falling back to plain text if rejected.
 
         While it is unknown whether the server takes ``response_format``, one
@@ -713,7 +735,7 @@ class LLMCaptioner:
     def _probing(self) -> bool:
         return self.config.structured == "auto" and self.plain_reason is None and not self._schema_ok
 
-    async def _ask_once(self, messages: _Messages, seed: int) -> _Answer:
+    async def _ask_once(self, messages: _Messages, seed: int) -> Answer:
         schema = self._use_schema()
         try:
             answer = await self._send(self._payload(messages[schema], seed, schema))

@@ -73,10 +73,8 @@ class ReportTranslator:
             )
         except PromptError as exc:
             return Translation(None, f"cannot build the translation prompt: {exc}")
-        payload = {**self.captioner._payload(messages, cfg.seed, False), "temperature": 0.0}
-        payload["max_tokens"] = self.max_tokens
         try:
-            answer = await self.captioner._send(payload)
+            answer = await self.captioner.send(messages, temperature=0.0, max_tokens=self.max_tokens)
         except LLMRequestError as exc:
             if exc.unreachable:
                 raise LLMServerError(
