@@ -3,12 +3,15 @@
     recipe ─► sources (enumerate: metadata only) ─► numbered item shards
           ─► image stage per shard on the executor (resumable)
           ─► curation on small columns: groups, duplicates, splits
-          ─► captions by policy ─► Parquet shards + card + stats + rejects
+          ─► caption stage per shard on the executor (resumable)
+          ─► Parquet shards + card + stats + rejects
 
 Everything the build reads ends as a row or as a line in ``rejects.jsonl``;
 the counts of each stage are checked against the next, per source. Work in
-progress lives in ``OUT/.work``; finished shards there are skipped on a rerun,
-so an interrupted build resumes where it stopped.
+progress lives in ``OUT/.work``; finished image and caption shards there are
+skipped on a rerun, so an interrupted build resumes where it stopped. Only
+curation (duplicates and splits over the small columns) and the final
+writing of the shards run on the driver.
 """
 
 from __future__ import annotations
@@ -26,9 +29,17 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMResult, LLMServerError
+from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMServerError
+from echocaptions.captions.llm_cache import LLMCache, merge_caches
 from echocaptions.captions.policy import CaptionPolicy
-from echocaptions.captions.report_stage import ReportOutcome, ReportStage
+from echocaptions.captions.report_stage import ReportStage
+from echocaptions.captions.stage import (
+    CaptionSetup,
+    CaptionTask,
+    add_stats,
+    caption_done,
+    run_caption_shard,
+)
 from echocaptions.captions.translate import ReportTranslator
 from echocaptions.curation.dedup import Candidate, DedupResult, remove_near_duplicates
 from echocaptions.curation.neardup import clusters
@@ -40,7 +51,7 @@ from echocaptions.publish import strategy_configs
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import ExecutorSpec, Recipe, SourceSpec
-from echocaptions.schema import Caption, Record, Reject, SourceItem, phash_hex, record_to_row
+from echocaptions.schema import Reject, SourceItem
 from echocaptions.sources.base import Source, SourceError, get_source_class
 
 WORK = ".work"
@@ -89,6 +100,7 @@ class Prepared:
     skipped: dict[str, str] = field(default_factory=dict)
     llm: LLMCaptioner | None = None
     llm_with_report: bool = False
+    setup: CaptionSetup | None = None
 
     @property
     def llm_unavailable(self) -> str | None:
@@ -144,15 +156,29 @@ def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str
                     raise
                 policy.llm_missing = f"LLM server unavailable at the start of the build ({exc})"
         translator = ReportTranslator(llm, spec.translate_max_tokens) if spec.translate and llm else None
-        reports = ReportStage(
-            tokenizer=spec.tokenizer,
-            budget=spec.budget,
-            languages=tuple(spec.languages),
-            sections={k.upper(): v for k, v in spec.sections.items()},
-            spacy_model=spec.spacy_model,
-            ner=spec.ner,
-            fill_findings=spec.fill_findings,
-            translator=translator,
+        report_args = {
+            "tokenizer": spec.tokenizer,
+            "budget": spec.budget,
+            "languages": tuple(spec.languages),
+            "sections": {k.upper(): v for k, v in spec.sections.items()},
+            "spacy_model": spec.spacy_model,
+            "ner": spec.ner,
+            "fill_findings": spec.fill_findings,
+        }
+        reports = ReportStage(**report_args, translator=translator)
+        setup = CaptionSetup(
+            policy=tuple(recipe.captions.policy),
+            seed=recipe.seed,
+            template_dir=recipe.captions.template_dir,
+            template_variants=recipe.captions.template_variants,
+            reports=report_args,
+            translate=bool(translator),
+            translate_max_tokens=spec.translate_max_tokens,
+            llm=llm.config if llm is not None else None,
+            llm_with_report=bool(recipe.llm and recipe.llm.with_report),
+            llm_missing=policy.llm_missing if policy.llm_missing.startswith("LLM server unavailable") else None,
+            llm_cache=str(llm.cache_path) if llm is not None else None,
+            publish_reports=recipe.reports.publish,
         )
         if "llm" not in recipe.captions.policy:
             llm = None
@@ -167,7 +193,8 @@ def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str
         out=out,
         skipped=skipped,
         llm=llm,
-        llm_with_report=bool(recipe.llm and recipe.llm.with_report),
+        llm_with_report=setup.llm_with_report,
+        setup=setup,
     )
 
 
@@ -362,18 +389,36 @@ def build(
             todo.append(task)
         else:
             shard_stats[task.index] = finished
-    bar = progress(len(tasks), "images")
-    bar.update(len(tasks) - len(todo))
     try:
-        for task, stats_of_shard in prepared.executor.map_unordered(run_shard, todo):
-            shard_stats[task.index] = stats_of_shard
-            bar.update(1)
+        bar = progress(len(tasks), "images")
+        bar.update(len(tasks) - len(todo))
+        try:
+            for task, stats_of_shard in prepared.executor.map_unordered(run_shard, todo):
+                shard_stats[task.index] = stats_of_shard
+                bar.update(1)
+        finally:
+            bar.close()
+        return _curate_caption_write(recipe, prepared, tasks, todo, shard_stats, counts, rejects, progress, keep_work)
     except ExecutorError as exc:
         raise BuildError(str(exc)) from exc
     finally:
-        bar.close()
         if hasattr(prepared.executor, "close"):
             prepared.executor.close()
+
+
+def _curate_caption_write(
+    recipe: Recipe,
+    prepared: Prepared,
+    tasks: list[ShardTask],
+    todo: list[ShardTask],
+    shard_stats: dict[int, dict[str, Any]],
+    counts: dict[str, Counter],
+    rejects: list[Reject],
+    progress: ProgressFactory,
+    keep_work: bool,
+) -> BuildResult:
+    out = prepared.out
+    work = out / WORK
     for per_source in shard_stats.values():
         for source, c in per_source.items():
             counts[source].update({f"decode_{k}": v for k, v in c.items()})
@@ -420,15 +465,21 @@ def build(
             f"no row survived: all {len(rejects)} items were rejected; reasons in {out / 'rejects.jsonl'}"
         )
     stats = _new_stats(recipe, prepared.sources, prepared.skipped)
+    caption_tasks = _caption_tasks(work, tasks, keep_positions, splits.split_of, prepared.setup)
+    results, captions_run = _run_caption_stage(prepared, caption_tasks, progress)
     texts: list[dict[str, Any]] = []
+    report_counts: dict[str, Counter] = defaultdict(Counter)
+    for task in caption_tasks:
+        result = results.pop(task.index)
+        add_stats(stats, result["stats"])
+        texts.extend(result["texts"])
+        for name, value in result["reports"].items():
+            report_counts[name].update({"n": value} if isinstance(value, int) else value)
     tmp_data = work / "data.tmp"
     if tmp_data.exists():
         shutil.rmtree(tmp_data)
     written = write_splits(
-        tmp_data,
-        _published_rows(tasks, keep_positions, splits.split_of, prepared, recipe.reports.publish, stats, texts),
-        dict(split_counts),
-        recipe.output.rows_per_shard,
+        tmp_data, _published_rows(caption_tasks), dict(split_counts), recipe.output.rows_per_shard
     )
     for source, c in counts.items():
         c["kept"] = stats["sources"][source]["kept"]
@@ -448,11 +499,12 @@ def build(
     _finish_stats(stats, counts, rejects, split_counts, written, splits.groups, len(tasks), len(todo))
     stats["leakage"] = leakage
     stats["near_duplicates"] = {"clusters": dedup.clusters, "label_conflicts": dedup.label_conflicts}
+    stats["caption_stage"] = {"shards": len(caption_tasks), "shards_resumed": len(caption_tasks) - captions_run}
     stats["reports"] = {
-        "processed": prepared.reports.reports_seen,
-        "languages": dict(prepared.reports.languages),
-        "phi_removed": dict(prepared.reports.phi_removed),
-        "translated": dict(prepared.reports.translated),
+        "processed": report_counts["processed"]["n"],
+        "languages": dict(report_counts["languages"]),
+        "phi_removed": dict(report_counts["phi_removed"]),
+        "translated": dict(report_counts["translated"]),
     }
     stats["llm_unavailable"] = prepared.llm_unavailable
     stats = _plain(stats)
@@ -460,7 +512,7 @@ def build(
     del texts
     _publish(out, tmp_data, recipe, stats, split_files, rejects, tables, strategy_names)
     if not keep_work:
-        for name in ("staged", "items"):
+        for name in ("staged", "items", "captioned", "llm"):
             shutil.rmtree(work / name, ignore_errors=True)
     return BuildResult(out=out, stats=stats, split_files=split_files)
 
@@ -521,113 +573,103 @@ def _repeated_ids(keys: list[RowKey]) -> dict[int, str]:
     return repeats
 
 
-def _published_rows(
+def _caption_tasks(
+    work: Path,
     tasks: list[ShardTask],
     keep_positions: set[int],
     split_of: dict[str, str],
-    prepared: Prepared,
-    publish_reports: bool,
-    stats: dict[str, Any],
-    texts: list[dict[str, Any]],
-) -> Iterator[dict[str, Any]]:
-    position = -1
+    setup: CaptionSetup,
+) -> list[CaptionTask]:
+    """One caption task per staged shard, naming its kept rows by position, with their split."""
+    folder = work / "captioned"
+    folder.mkdir(parents=True, exist_ok=True)
+    (work / "llm").mkdir(exist_ok=True)
+    setup_fingerprint = setup.fingerprint()
+    caption_tasks = []
+    offset = 0
     for task in tasks:
-        for batch in pq.ParquetFile(task.staged_path).iter_batches(batch_size=64):
-            rows = []
-            for row in batch.to_pylist():
-                position += 1
-                split = split_of.get(row["id"])
-                if split is not None and position in keep_positions:
-                    rows.append((row, split, SourceItem.from_dict(json.loads(row["item"]))))
-            outcomes = prepared.reports.process([(item.report, item.organ) for _, _, item in rows])
-            merged = [merge_findings(item.findings, o.findings) for (_, _, item), o in zip(rows, outcomes, strict=True)]
-            answers = _llm_answers(prepared, rows, outcomes, merged)
-            for (row, split, item), outcome, (findings, findings_source), answer in zip(
-                rows, outcomes, merged, answers, strict=True
-            ):
-                caption, caption_source, captions, meta = prepared.policy.choose(
-                    row["id"], item, findings, outcome.result, answer
-                )
-                if item.extra.get("burned_in_annotation"):
-                    meta["flags"] = "burned_in_annotation"
-                record = Record(
-                    id=row["id"],
-                    image=row["image"],
-                    organ=item.organ,
-                    dataset=item.dataset,
-                    source_path=item.source_path,
-                    width=row["width"],
-                    height=row["height"],
-                    sha256=row["sha256"],
-                    phash=phash_hex(row["phash"]),
-                    split=split,
-                    frame=row["frame"],
-                    view=item.view,
-                    patient_id=item.patient_id,
-                    study_id=item.study_id,
-                    label=item.label,
-                    findings=findings,
-                    findings_source=findings_source,
-                    report=outcome.text if publish_reports else None,
-                    report_language=outcome.result.language if outcome.result else None,
-                    caption=caption,
-                    caption_source=caption_source,
-                    captions=captions,
-                    caption_meta=meta,
-                    license=item.license,
-                )
-                _count(stats, item, record, captions)
-                texts.append(
-                    {
-                        "id": row["id"],
-                        "caption": caption,
-                        "caption_source": caption_source,
-                        "organ": item.organ,
-                        "label": item.label,
-                        "dataset": item.dataset,
-                        "findings": findings,
-                        "captions": [{"source": c.source, "text": c.text} for c in captions],
-                    }
-                )
-                yield record_to_row(record)
-
-
-def _llm_answers(
-    prepared: Prepared,
-    rows: list[tuple[dict[str, Any], str, SourceItem]],
-    outcomes: list[ReportOutcome],
-    merged: list[tuple[dict[str, str | None], str | None]],
-) -> list[LLMResult | None]:
-    if prepared.llm is None or not rows:
-        return [None] * len(rows)
-    with_report = prepared.llm_with_report
-    requests = [
-        LLMRequest(
-            record_id=row["id"],
-            organ=item.organ,
-            label=item.label,
-            findings=findings,
-            view=item.view,
-            dataset=item.dataset,
-            report=outcome.text if with_report else None,
+        ids = pq.read_table(task.staged_path, columns=["id"]).column("id").to_pylist()
+        keep = tuple(
+            (pos, split_of[row_id])
+            for pos, row_id in enumerate(ids)
+            if offset + pos in keep_positions and row_id in split_of
         )
-        for (row, _, item), outcome, (findings, _) in zip(rows, outcomes, merged, strict=True)
-    ]
+        offset += len(ids)
+        caption_tasks.append(
+            CaptionTask(
+                index=task.index,
+                staged_path=task.staged_path,
+                staged_done_path=task.done_path,
+                keep=keep,
+                out_path=str(folder / f"{task.index:05d}.parquet"),
+                done_path=str(folder / f"{task.index:05d}.done"),
+                llm_cache_path=str(work / "llm" / f"{task.index:05d}.sqlite"),
+                setup=setup,
+                setup_fingerprint=setup_fingerprint,
+            )
+        )
+    keep_names = {f"{t.index:05d}" for t in caption_tasks}
+    for stale in folder.iterdir():
+        if stale.name.lstrip(".").split(".")[0] not in keep_names:
+            stale.unlink()
+    return caption_tasks
+
+
+def _run_caption_stage(
+    prepared: Prepared, caption_tasks: list[CaptionTask], progress: ProgressFactory
+) -> tuple[dict[int, dict[str, Any]], int]:
+    """Caption every shard not yet done, on the executor; fold the shards' LLM answers in.
+
+    Returns each shard's result and how many shards ran (the others were done).
+    """
+    results: dict[int, dict[str, Any]] = {}
+    todo = []
+    for task in caption_tasks:
+        done = caption_done(task)
+        if done is None:
+            todo.append(task)
+        else:
+            results[task.index] = done
+    setup = prepared.setup
+    if setup.llm_cache and Path(setup.llm_cache).is_file():
+        base = LLMCache(setup.llm_cache)  # shards read it without locks: no write-ahead log left over
+        base.checkpoint()
+        base.close()
+    bar = progress(len(caption_tasks), "captions")
+    bar.update(len(caption_tasks) - len(todo))
     try:
-        return list(prepared.llm.caption(requests))
+        for task, result in prepared.executor.map_unordered(run_caption_shard, todo, num_cpus=1, num_gpus=0):
+            results[task.index] = result
+            bar.update(1)
     except LLMServerError as exc:
         raise BuildError(f"{exc}\nanswers so far are cached; rerun the same command to resume") from exc
+    finally:
+        bar.close()
+        if setup.llm_cache:
+            shard_caches = sorted(Path(caption_tasks[0].llm_cache_path).parent.glob("*.sqlite")) if caption_tasks else []
+            if shard_caches:
+                merge_caches(setup.llm_cache, shard_caches)
+    return results, len(todo)
 
 
-def merge_findings(
-    layout: dict[str, str | None], from_report: dict[str, str]
-) -> tuple[dict[str, str | None], str | None]:
-    """The layout's findings, completed by those read from the report; and where they came from."""
-    merged = {k: v for k, v in layout.items() if v is not None}
-    added = {k: v for k, v in from_report.items() if merged.get(k) is None}
-    merged.update(added)
-    sources = [name for name, used in (("layout", len(merged) > len(added)), ("report", bool(added))) if used]
-    return merged, "+".join(sources) or None
+def _published_rows(caption_tasks: list[CaptionTask]) -> Iterator[dict[str, Any]]:
+    """The captioned columns of every kept row joined with its staged image, in shard order."""
+    for task in caption_tasks:
+        if not task.keep:
+            continue
+        captioned = pq.read_table(task.out_path).to_pylist()
+        wanted = iter(zip((pos for pos, _ in task.keep), captioned, strict=True))
+        pos_wanted, row = next(wanted)
+        position = -1
+        for batch in pq.ParquetFile(task.staged_path).iter_batches(batch_size=64, columns=["id", "image"]):
+            for row_id, image in zip(batch.column("id").to_pylist(), batch.column("image").to_pylist(), strict=True):
+                position += 1
+                if position != pos_wanted:
+                    continue
+                if row_id != row["id"]:
+                    raise BuildError(f"{task.out_path} does not match {task.staged_path}; rerun the build")
+                yield {**row, "image": {"bytes": image, "path": None}}
+                pos_wanted, row = next(wanted, (None, None))
 
 
 def _check_accounting(counts: dict[str, Counter]) -> None:
@@ -640,18 +682,6 @@ def _check_accounting(counts: dict[str, Counter]) -> None:
             problems.append(f"{source}: staged rows {c['decode_rows']} != kept {c['kept']} + rejected {c['curation_rejected']}")
     if problems:
         raise BuildError("item accounting failed (a bug; please report it): " + "; ".join(problems))
-
-
-def _count(stats: dict[str, Any], item: SourceItem, record: Record, captions: list[Caption]) -> None:
-    stats["sources"][item.source]["kept"] += 1
-    stats["datasets"][item.dataset] += 1
-    stats["organs"][item.organ] += 1
-    stats["labels"][f"{item.organ}/{item.label or 'unlabelled'}"] += 1
-    stats["caption_sources"][record.caption_source] += 1
-    for c in captions:
-        stats["caption_candidates"][c.source] += 1
-    stats["by_split"][record.split][item.source] += 1
-    stats["class_balance"][record.split][f"{item.organ}/{item.label or 'unlabelled'}"] += 1
 
 
 def _new_stats(

@@ -9,6 +9,14 @@ build stopped with Ctrl-C and resumed sends only what was never answered.
 SQLite in WAL mode: one connection per process, guarded by a lock, so threads
 and coroutines of one process share it; other processes may read meanwhile.
 The object pickles as its path and reopens on first use.
+
+Builds caption shard by shard in worker processes that may sit on other
+machines, where SQLite's locking over a network filesystem cannot be trusted.
+So no two processes ever write one file: each caption shard writes its new
+answers to a cache of its own (:class:`LayeredCache`) and reads the build's
+cache without locks, as an immutable file that nobody writes while shards
+run; the driver folds the shard caches into the build's cache afterwards
+(:func:`merge_caches`), in shard order.
 """
 
 from __future__ import annotations
@@ -127,8 +135,132 @@ class LLMCache:
         with self._lock:
             return int(self._db().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the main file, so lock-free readers see every answer."""
+        if not self.path.is_file():
+            return
+        with self._lock:
+            db = self._db()
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class _FrozenCache:
+    """A cache file read without locks (SQLite ``immutable``): nobody may write it meanwhile."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection | None:
+        if self._conn is None and self.path.is_file():
+            uri = f"{self.path.resolve().as_uri()}?immutable=1"
+            try:
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._conn.execute("SELECT 1 FROM answers LIMIT 1")
+            except sqlite3.DatabaseError as exc:
+                raise RuntimeError(
+                    f"LLM cache {self.path} cannot be read as SQLite ({exc}); delete it to start afresh"
+                ) from exc
+        return self._conn
+
+    def get(self, key: str) -> CachedAnswer | None:
+        with self._lock:
+            db = self._db()
+            row = None if db is None else db.execute(
+                "SELECT text, finish_reason FROM answers WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else CachedAnswer(row[0], row[1])
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            db = self._db()
+            row = None if db is None else db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class LayeredCache:
+    """A shard's own cache (read and written) over the build's cache (read only, lock-free).
+
+    It has :class:`LLMCache`'s interface; answers found in either count as
+    cached, new ones go to ``own`` only.
+    """
+
+    def __init__(self, own: Path | str, base: Path | str | None) -> None:
+        self.own = LLMCache(own)
+        self.base = _FrozenCache(base) if base is not None else None
+        self.path = self.own.path
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"own": self.own.path, "base": self.base.path if self.base else None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["own"], state["base"])
+
+    def get(self, key: str) -> CachedAnswer | None:
+        hit = self.own.get(key) if self.own.path.is_file() else None
+        if hit is None and self.base is not None:
+            hit = self.base.get(key)
+        return hit
+
+    def put(self, key: str, request: dict[str, Any], text: str, finish_reason: str | None = None) -> None:
+        self.own.put(key, request, text, finish_reason)
+
+    def get_meta(self, name: str) -> str | None:
+        value = self.own.get_meta(name) if self.own.path.is_file() else None
+        if value is None and self.base is not None:
+            value = self.base.get_meta(name)
+        return value
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.own.set_meta(name, value)
+
+    def __len__(self) -> int:
+        return len(self.own) if self.own.path.is_file() else 0
+
+    def close(self) -> None:
+        self.own.close()
+        if self.base is not None:
+            self.base.close()
+
+
+def merge_caches(dest: Path | str, sources: list[Path]) -> int:
+    """Fold shard caches into ``dest`` in the order given and delete them; answers added.
+
+    An answer already in ``dest`` (or in an earlier source) is kept, so the
+    result does not depend on which shard finished first. ``dest`` is
+    checkpointed, ready for lock-free readers.
+    """
+    target = LLMCache(dest)
+    added = 0
+    try:
+        for path in sources:
+            with target._lock:
+                db = target._db()
+                db.execute("ATTACH DATABASE ? AS shard", (str(path),))
+                try:
+                    before = db.total_changes
+                    db.execute("INSERT OR IGNORE INTO answers SELECT * FROM shard.answers")
+                    added += db.total_changes - before
+                    db.execute("INSERT OR IGNORE INTO meta SELECT * FROM shard.meta")
+                    db.commit()
+                finally:
+                    db.execute("DETACH DATABASE shard")
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        target.checkpoint()
+    finally:
+        target.close()
+    return added

@@ -68,6 +68,16 @@ class ReportStage:
         self.reports_seen = 0
         self._recent: OrderedDict[str, ReportOutcome] = OrderedDict()
 
+    def reset(self) -> None:
+        """Forget the counts and the recent reports, as before the first batch."""
+        self.phi_removed.clear()
+        self.languages.clear()
+        self.translated.clear()
+        self.reports_seen = 0
+        self._recent.clear()
+        if self.translator is not None:
+            self.translator.requests_sent = 0
+
     def process(self, reports: list[tuple[str | None, str]]) -> list[ReportOutcome]:
         """One outcome per ``(report, organ)``; a report shared by several rows is processed once."""
         keys = [_key(text, organ) if text and text.strip() else None for text, organ in reports]
@@ -95,7 +105,6 @@ class ReportStage:
         while len(self._recent) > RECENT_REPORTS:
             self._recent.popitem(last=False)
         return outcomes
-
 
     def _translate(
         self,

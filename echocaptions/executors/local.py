@@ -34,8 +34,18 @@ class LocalExecutor:
             raise ValueError("workers must be at least 1")
         self.workers = workers
 
-    def map_unordered(self, fn: Callable[[T], Any], tasks: Iterable[T]) -> Iterator[tuple[T, Any]]:
-        """Yield ``(task, fn(task))`` as each finishes; exceptions propagate."""
+    def map_unordered(
+        self,
+        fn: Callable[[T], Any],
+        tasks: Iterable[T],
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+    ) -> Iterator[tuple[T, Any]]:
+        """Yield ``(task, fn(task))`` as each finishes; exceptions propagate.
+
+        ``num_cpus`` and ``num_gpus`` (what one task needs) matter to cluster
+        executors only: here each worker process runs one task at a time.
+        """
         if self.workers == 1:
             for task in tasks:
                 yield task, fn(task)

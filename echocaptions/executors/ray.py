@@ -1,4 +1,4 @@
-"""Ray executor: the per-shard stages as Ray tasks, on this machine or on a cluster.
+"""Ray executor: the per-shard stages (images, captions) as Ray tasks, on this machine or on a cluster.
 
 The interface is the local executor's: ``map_unordered(fn, items)`` yields
 ``(item, fn(item))`` as tasks finish, with at most ``2 x`` the cluster's task
@@ -59,7 +59,8 @@ def package_version() -> str:
 
 
 def _probe() -> dict[str, Any]:
-    """What a worker runs before any work: it can import the image stage, and which version."""
+    """What a worker runs before any work: it can import the image and caption stages, and which version."""
+    import echocaptions.captions.stage  # noqa: F401
     import echocaptions.imaging.stage  # noqa: F401
 
     return {"version": package_version(), "pid": os.getpid()}
@@ -211,10 +212,10 @@ class RayExecutor:
     def cluster_cpus(self) -> float:
         return float(self._ray.cluster_resources().get("CPU", 0.0))
 
-    def max_in_flight(self) -> int:
+    def max_in_flight(self, num_cpus: float | None = None) -> int:
         if self._max_in_flight:
             return self._max_in_flight
-        slots = int(self.cluster_cpus() // self.num_cpus_per_task)
+        slots = int(self.cluster_cpus() // (num_cpus or self.num_cpus_per_task))
         return max(2, 2 * slots)
 
     def close(self) -> None:
@@ -232,17 +233,29 @@ class RayExecutor:
         self.close()
 
     # work ------------------------------------------------------------------------
-    def map_unordered(self, fn: Callable[[T], Any], tasks: Iterable[T]) -> Iterator[tuple[T, Any]]:
-        """Yield ``(task, fn(task))`` as each finishes; exceptions propagate."""
+    def map_unordered(
+        self,
+        fn: Callable[[T], Any],
+        tasks: Iterable[T],
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+    ) -> Iterator[tuple[T, Any]]:
+        """Yield ``(task, fn(task))`` as each finishes; exceptions propagate.
+
+        Each task declares ``num_cpus`` and ``num_gpus`` (default: the
+        executor's ``num_cpus_per_task`` and ``num_gpus_per_task``).
+        """
         ray = self._ray
         if not ray.is_initialized():
             self._connect()
-        needs: dict[str, Any] = {"num_cpus": self.num_cpus_per_task}
-        if self.num_gpus_per_task:
-            needs["num_gpus"] = self.num_gpus_per_task
+        cpus = self.num_cpus_per_task if num_cpus is None else num_cpus
+        gpus = self.num_gpus_per_task if num_gpus is None else num_gpus
+        needs: dict[str, Any] = {"num_cpus": cpus}
+        if gpus:
+            needs["num_gpus"] = gpus
         remote = ray.remote(max_retries=self.max_retries, retry_exceptions=[OSError], **needs)(_call)
         fn_ref = ray.put(fn)
-        limit = self.max_in_flight()
+        limit = self.max_in_flight(cpus)
         pending: dict[Any, T] = {}
         try:
             for task in tasks:

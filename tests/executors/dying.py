@@ -1,4 +1,4 @@
-"""A shard function whose worker dies the first time it meets chosen shards (for retry tests).
+"""Shard functions whose worker dies the first time it meets chosen shards (for retry tests).
 
 Ray workers import it by name, so it lives in a module rather than in the test.
 """
@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+from echocaptions.captions.stage import CaptionTask, run_caption_shard
 from echocaptions.imaging.stage import ShardTask, run_shard
 
 
@@ -25,3 +26,19 @@ def run_shard_dying_once(marker_dir: str, indices: tuple[int, ...], task: ShardT
         marker.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     return run_shard(task)
+
+
+def run_caption_shard_dying_once(marker_dir: str, indices: tuple[int, ...], task: CaptionTask) -> dict:
+    """``run_caption_shard``, except that the worker is killed before writing each chosen shard once.
+
+    It leaves a half-written captioned file and a done marker that does not
+    match, as a worker killed while writing would.
+    """
+    marker = Path(marker_dir) / f"{task.index:05d}.caption.died"
+    if task.index in indices and not marker.exists():
+        out = Path(task.out_path)
+        out.with_name(f".{out.name}.{os.getpid()}.tmp").write_bytes(b"PAR1 half a shard")
+        Path(task.done_path).write_text('{"fingerprint": "from an earlier attempt"}')
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_caption_shard(task)

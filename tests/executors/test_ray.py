@@ -44,8 +44,10 @@ def _free_port() -> int:
 
 
 def _digests(out: Path) -> dict[str, str]:
-    """Every published file (Parquet, stats, card, rejects, ...), work folder aside."""
-    files = sorted(p for p in out.rglob("*") if p.is_file() and ".work" not in p.relative_to(out).parts)
+    """Every published file (Parquet, stats, card, rejects, ...); work folder and answer cache aside."""
+    files = sorted(
+        p for p in out.rglob("*") if p.is_file() and not {".work", ".cache"} & set(p.relative_to(out).parts)
+    )
     assert any(p.suffix == ".parquet" for p in files), f"no Parquet under {out}"
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
@@ -187,9 +189,10 @@ def test_rerun_on_the_cluster_skips_done_shards(
 ) -> None:
     _cli_build(ray_cluster, phantom_root, cluster_build, "--keep-work")
     stats = json.loads((cluster_build / "stats.json").read_text())
-    stage = stats["image_stage"]
-    assert stage["shards_resumed"] == stage["shards"]
-    stage["shards_resumed"] = 0
+    for name in ("image_stage", "caption_stage"):
+        stage = stats[name]
+        assert stage["shards_resumed"] == stage["shards"] > 4, name
+        stage["shards_resumed"] = 0
     assert stats == json.loads((local_build / "stats.json").read_text())
     rerun, local = _digests(cluster_build), _digests(local_build)
     assert {k: v for k, v in rerun.items() if k != "stats.json"} == {
@@ -201,18 +204,19 @@ DYING_DRIVER = """
 import functools, json, sys
 from echocaptions import pipeline
 from echocaptions.recipe import load_recipe
-from tests.executors.dying import run_shard_dying_once
+from tests.executors.dying import run_caption_shard_dying_once, run_shard_dying_once
 
 data_root, out, markers, address, small = sys.argv[1:6]
 pipeline.run_shard = functools.partial(run_shard_dying_once, markers, (1, 4))
+pipeline.run_caption_shard = functools.partial(run_caption_shard_dying_once, markers, (0, 3))
 recipe = load_recipe("demo", data_root=data_root, out=out, overrides=small.split(","))
 result = pipeline.build(recipe, executor="ray", ray_address=address, quiet=True)
-print(json.dumps(result.stats["image_stage"]))
+print(json.dumps([result.stats["image_stage"], result.stats["caption_stage"]]))
 """
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_shard_is_retried_and_the_output_is_identical(
+def test_workers_killed_mid_image_and_mid_caption_shard_are_retried_and_the_output_is_identical(
     ray_cluster: Cluster, phantom_root: Path, local_build: Path, tmp_path: Path
 ) -> None:
     markers = tmp_path / "markers"
@@ -225,9 +229,37 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_output_is_identical(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     died = sorted(p.name for p in markers.iterdir())
-    assert died == ["00001.died", "00004.died"]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["shards_resumed"] == 0
+    assert died == ["00000.caption.died", "00001.died", "00003.caption.died", "00004.died"]
+    images, captions = json.loads(done.stdout.strip().splitlines()[-1])
+    assert images["shards_resumed"] == captions["shards_resumed"] == 0
     assert _digests(out) == _digests(local_build)
+
+
+@pytest.mark.slow
+def test_the_llm_tier_on_the_cluster_builds_the_local_bytes_and_keeps_one_cache(
+    ray_cluster: Cluster, phantom_root: Path, tmp_path: Path
+) -> None:
+    from echocaptions.pipeline import build
+    from tests.captions.openai_stub import serve_openai
+    from tests.pipeline.test_caption_stage import LLM_RECIPE
+
+    with serve_openai() as stub:
+        recipe = tmp_path / "llm.yaml"
+        recipe.write_text(LLM_RECIPE.format(base_url=stub.base_url))
+        local = build(load_recipe(recipe, data_root=phantom_root, out=tmp_path / "local"), quiet=True)
+        sent = stub.count
+        assert sent > 0 and local.stats["caption_sources"].get("llm", 0) > 0
+        cmd = [
+            sys.executable, "-m", "echocaptions", "build", "--recipe", str(recipe), "--data-root", str(phantom_root),
+            "--out", str(tmp_path / "cluster"), "--quiet", "--executor", "ray", "--ray-address", ray_cluster.address,
+        ]
+        for attempt in ("first", "rerun"):
+            done = subprocess.run(cmd, env=ray_cluster.env, cwd=REPO, capture_output=True, text=True, timeout=420)
+            assert done.returncode == 0, attempt + done.stdout + done.stderr
+            assert stub.count == 2 * sent, f"{attempt}: the cluster asks what the local build asked, once"
+            assert not list((tmp_path / "cluster" / ".work" / "llm").glob("*.sqlite*"))
+            if attempt == "first":
+                assert _digests(tmp_path / "cluster") == _digests(local.out)
 
 
 # without a cluster ----------------------------------------------------------------
