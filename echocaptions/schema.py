@@ -187,7 +187,7 @@ class Provenance:
     model: str | None = None
     seed: int | None = None
     temperature: float | None = None
-    cached: bool | None = None
+    cached: bool | None = None  # answered from the request cache; not published (see to_row)
     note: str | None = None
 
 
@@ -198,7 +198,10 @@ class Caption:
     provenance: Provenance = field(default_factory=Provenance)
 
     def to_row(self) -> dict[str, Any]:
-        return {"source": self.source, "text": self.text, **asdict(self.provenance)}
+        """The published form: ``cached`` is left out, so a rerun that pays for nothing
+        writes the same bytes as the build that paid."""
+        provenance = {k: v for k, v in asdict(self.provenance).items() if k in PROVENANCE_FIELDS}
+        return {"source": self.source, "text": self.text, **provenance}
 
 
 @dataclass
@@ -268,7 +271,6 @@ PROVENANCE_FIELDS: dict[str, str] = {
     "model": "string",
     "seed": "int64",
     "temperature": "float32",
-    "cached": "bool",
     "note": "string",
 }
 

@@ -28,20 +28,12 @@ def _recipe(tmp_path: Path, base_url: str | list[str], out: Path):
 
 
 def _published(out: Path) -> tuple[dict[str, str], list[dict]]:
-    """Digests of the published files but Parquet, and the Parquet rows.
-
-    A caption's ``cached`` flag is left out: when two records ask the same
-    prompt at once, whether the second answer came from the cache depends on
-    timing, with one server or several.
-    """
+    """Digests of the published files but Parquet, and the Parquet rows."""
     files = sorted(
         p for p in out.rglob("*")
         if p.is_file() and not {".work", ".cache"} & set(p.relative_to(out).parts) and p.suffix != ".parquet"
     )
     rows = [r for shard in sorted(out.rglob("*.parquet")) for r in pq.read_table(shard).to_pylist()]
-    for row in rows:
-        for caption in [*(row.get("captions") or []), row.get("caption_meta") or {}]:
-            caption.pop("cached", None)
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}, rows
 
 
