@@ -37,7 +37,7 @@ def build(
     source: Annotated[list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/RECIPE).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override, e.g. seed=3.")] = [],  # noqa: B006
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes for the image stage.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes for the image and caption stages (Ray: CPUs of a private Ray).")] = 1,
     executor: Annotated[
         str | None, typer.Option(help="Executor: local or ray (default: the recipe's, else local).")
     ] = None,

@@ -610,7 +610,7 @@ def _caption_tasks(
         )
     keep_names = {f"{t.index:05d}" for t in caption_tasks}
     for stale in folder.iterdir():
-        if stale.name.lstrip(".").split(".")[0] not in keep_names:
+        if stale.name.lstrip(".").split(".")[0] not in keep_names or stale.name.endswith(".tmp"):
             stale.unlink()
     return caption_tasks
 
@@ -637,19 +637,37 @@ def _run_caption_stage(
         base.close()
     bar = progress(len(caption_tasks), "captions")
     bar.update(len(caption_tasks) - len(todo))
+    failed = True
     try:
         for task, result in prepared.executor.map_unordered(run_caption_shard, todo, num_cpus=1, num_gpus=0):
             results[task.index] = result
             bar.update(1)
+        failed = False
     except LLMServerError as exc:
-        raise BuildError(f"{exc}\nanswers so far are cached; rerun the same command to resume") from exc
+        cause = getattr(exc, "cause", None) or exc  # a Ray task's error wraps the worker's
+        raise BuildError(f"{cause}\nanswers so far are cached; rerun the same command to resume") from exc
     finally:
         bar.close()
-        if setup.llm_cache:
-            shard_caches = sorted(Path(caption_tasks[0].llm_cache_path).parent.glob("*.sqlite")) if caption_tasks else []
-            if shard_caches:
-                merge_caches(setup.llm_cache, shard_caches)
+        try:
+            _fold_llm_caches(setup, [t for t in caption_tasks if t.index in results])
+        except (RuntimeError, OSError) as exc:
+            if not failed:
+                raise BuildError(str(exc)) from exc
+            print(f"warning: {exc}", file=sys.stderr)  # the error being raised says more
     return results, len(todo)
+
+
+def _fold_llm_caches(setup: CaptionSetup, finished: list[CaptionTask]) -> None:
+    """Fold the LLM answers of finished caption shards into the build's cache.
+
+    Unfinished shards keep their caches: a worker may still be writing one,
+    and the shard's rerun reads it first.
+    """
+    if not setup.llm_cache:
+        return
+    caches = [Path(t.llm_cache_path) for t in finished if Path(t.llm_cache_path).is_file()]
+    if caches:
+        merge_caches(setup.llm_cache, caches)
 
 
 def _published_rows(caption_tasks: list[CaptionTask]) -> Iterator[dict[str, Any]]:

@@ -508,6 +508,11 @@ class LLMCaptioner:
         self.prompt = load_prompt(self.config.prompt, self.config.prompt_dir)
         self._setup()
 
+    def reset(self) -> None:
+        """Forget what was learnt about the server (structured-output support), as when new."""
+        self.plain_reason = None
+        self._schema_ok = False
+
     def use_cache(self, cache: Any) -> None:
         """Answer from (and store into) ``cache`` from now on; the previous one is closed."""
         if self.cache is not None and self.cache is not cache:

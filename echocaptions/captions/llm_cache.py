@@ -12,11 +12,12 @@ The object pickles as its path and reopens on first use.
 
 Builds caption shard by shard in worker processes that may sit on other
 machines, where SQLite's locking over a network filesystem cannot be trusted.
-So no two processes ever write one file: each caption shard writes its new
-answers to a cache of its own (:class:`LayeredCache`) and reads the build's
-cache without locks, as an immutable file that nobody writes while shards
-run; the driver folds the shard caches into the build's cache afterwards
-(:func:`merge_caches`), in shard order.
+So processes do not share a file they write: each caption shard writes its
+new answers to a cache of its own (:class:`LayeredCache`, rollback journal,
+no shared memory) and reads the build's cache without locks, as an
+immutable file that nobody writes while shards run; the driver folds the
+caches of finished shards into the build's cache (:func:`merge_caches`), in
+shard order. An unfinished shard keeps its cache for its rerun.
 """
 
 from __future__ import annotations
@@ -67,23 +68,24 @@ class CachedAnswer:
 class LLMCache:
     """Answers by request key, plus a small table of per-model facts (``meta``)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, journal: str = "WAL") -> None:
         self.path = Path(path)
+        self.journal = journal
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, "journal": self.journal}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])
+        self.__init__(state["path"], state.get("journal", "WAL"))
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA journal_mode={self.journal}")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
             except sqlite3.DatabaseError as exc:
@@ -199,7 +201,8 @@ class LayeredCache:
     """
 
     def __init__(self, own: Path | str, base: Path | str | None) -> None:
-        self.own = LLMCache(own)
+        # One writer, maybe on a network filesystem: a rollback journal, no shared memory.
+        self.own = LLMCache(own, journal="DELETE")
         self.base = _FrozenCache(base) if base is not None else None
         self.path = self.own.path
 
@@ -240,8 +243,9 @@ def merge_caches(dest: Path | str, sources: list[Path]) -> int:
     """Fold shard caches into ``dest`` in the order given and delete them; answers added.
 
     An answer already in ``dest`` (or in an earlier source) is kept, so the
-    result does not depend on which shard finished first. ``dest`` is
-    checkpointed, ready for lock-free readers.
+    result does not depend on which shard finished first. A shard cache that
+    holds no table (its process died while creating it) has no answers and is
+    deleted. ``dest`` is checkpointed, ready for lock-free readers.
     """
     target = LLMCache(dest)
     added = 0
@@ -251,14 +255,23 @@ def merge_caches(dest: Path | str, sources: list[Path]) -> int:
                 db = target._db()
                 db.execute("ATTACH DATABASE ? AS shard", (str(path),))
                 try:
+                    tables = {r[0] for r in db.execute("SELECT name FROM shard.sqlite_master WHERE type = 'table'")}
                     before = db.total_changes
-                    db.execute("INSERT OR IGNORE INTO answers SELECT * FROM shard.answers")
+                    if "answers" in tables:
+                        db.execute("INSERT OR IGNORE INTO answers SELECT * FROM shard.answers")
+                    if "meta" in tables:
+                        db.execute("INSERT OR IGNORE INTO meta SELECT * FROM shard.meta")
                     added += db.total_changes - before
-                    db.execute("INSERT OR IGNORE INTO meta SELECT * FROM shard.meta")
                     db.commit()
+                except sqlite3.DatabaseError as exc:
+                    db.rollback()
+                    raise RuntimeError(
+                        f"LLM answer cache {path} cannot be read ({exc}); delete it (its answers will be "
+                        "requested again) and rerun"
+                    ) from exc
                 finally:
                     db.execute("DETACH DATABASE shard")
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         target.checkpoint()
     finally:

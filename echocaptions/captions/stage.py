@@ -137,8 +137,15 @@ _TOOLS: dict[str, _Tools] = {}
 
 
 def _tools(task: CaptionTask) -> _Tools:
-    """The policy, report stage and LLM client for this setup, made once per process."""
-    tools = _TOOLS.get(task.setup_fingerprint)
+    """The policy, report stage and LLM client for this setup, made once per process.
+
+    State that lives across batches is reset for every shard (report counts
+    and recent reports, what the LLM client learnt about its server), so a
+    shard's output does not depend on which shards the process ran before.
+    """
+    api_key = task.setup.llm.api_key if task.setup.llm is not None else ""
+    key = hashlib.sha256(f"{task.setup_fingerprint}\x1f{api_key}".encode()).hexdigest()
+    tools = _TOOLS.get(key)
     if tools is None:
         setup = task.setup
         llm = LLMCaptioner(setup.llm) if setup.llm is not None else None
@@ -153,8 +160,10 @@ def _tools(task: CaptionTask) -> _Tools:
             policy.llm_missing = setup.llm_missing
         tools = _Tools(policy, ReportStage(**setup.reports, translator=translator), llm)
         _TOOLS.clear()
-        _TOOLS[task.setup_fingerprint] = tools
+        _TOOLS[key] = tools
     tools.reports.reset()
+    if tools.llm is not None:
+        tools.llm.reset()
     return tools
 
 

@@ -2,8 +2,11 @@
 
 Done shards are skipped before submission. At most ``2 * workers`` shards are
 in flight, so memory stays bounded whatever the number of shards. With one
-worker the shards run in this process (no pickling, no start-up cost).
-Workers ignore Ctrl-C (the parent stops the pool) and die with their parent.
+worker the shards run in this process (no pickling, no start-up cost). The
+pool outlives one ``map_unordered`` call, so the caption stage reuses the
+image stage's warm workers; :meth:`LocalExecutor.close` stops it.
+Workers ignore Ctrl-C (the parent stops the pool: running shards are killed,
+queued ones dropped) and die with their parent.
 """
 
 from __future__ import annotations
@@ -28,11 +31,29 @@ def _init_worker() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: queued shards are dropped and running ones are killed.
+
+    A killed shard leaves no output (outputs are renamed into place when
+    complete) and keeps what it committed before (LLM answers), so its rerun
+    redoes only the rest; nothing of it keeps running after the build stops.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=10)
+
+
 class LocalExecutor:
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(
         self,
@@ -50,8 +71,10 @@ class LocalExecutor:
             for task in tasks:
                 yield task, fn(task)
             return
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
+        pool = self._pool
         pending: dict[Future, T] = {}
         try:
             for task in tasks:
@@ -61,9 +84,21 @@ class LocalExecutor:
             while pending:
                 yield from self._next_done(pending)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            _stop_now(pool)
             raise
-        pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later ``map_unordered`` starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @staticmethod
     def _next_done(pending: dict[Future, T]) -> Iterator[tuple[T, Any]]:

@@ -42,3 +42,24 @@ def run_caption_shard_dying_once(marker_dir: str, indices: tuple[int, ...], task
         marker.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     return run_caption_shard(task)
+
+
+def run_caption_shard_dying_mid_llm(marker_dir: str, indices: tuple[int, ...], task: CaptionTask) -> dict:
+    """``run_caption_shard``, except that the worker is killed once per chosen shard, right after
+    the shard's second LLM answer is committed to its cache (requests are in flight then)."""
+    marker = Path(marker_dir) / f"{task.index:05d}.llm.died"
+    if task.index in indices and not marker.exists():
+        from echocaptions.captions import llm_cache
+
+        put = llm_cache.LayeredCache.put
+        committed: list[str] = []
+
+        def dying_put(self, key, *args, **kwargs):
+            put(self, key, *args, **kwargs)
+            committed.append(key)
+            if len(committed) == 2:
+                marker.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        llm_cache.LayeredCache.put = dying_put
+    return run_caption_shard(task)
