@@ -25,14 +25,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from spacy.attrs import IDX, SENT_START
-from spacy.tokens import Doc
-from spacy.vocab import Vocab
+from typing import TYPE_CHECKING
 
 from echocaptions.captions.language import detect_language
 from echocaptions.captions.tokens import TokenCounter
 from echocaptions.schema import Caption, Provenance
+
+if TYPE_CHECKING:  # spaCy is imported on the first report, not with this module
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
 
 ROLES: tuple[str, ...] = ("impression", "findings", "history", "technique", "comparison", "other")
 CAPTION_ROLES: frozenset[str] = frozenset({"impression", "findings", "other"})
@@ -226,7 +227,8 @@ class ReportCaptioner:
                 raise ValueError(f"reports.sections: {heading!r} has role {role!r}; use one of {ROLES}")
         self.roles = {_heading_key(h): r for h, r in self.config.sections.items()}
         self.counter = TokenCounter(self.config.tokenizer, self.config.budget)
-        self.nlp, self.nlp_note = _load_nlp(self.config.spacy_model)
+        self._nlp: object | None = None
+        self._nlp_note: str | None = None
         names = sorted(self.roles, key=len, reverse=True)
         alternatives = "|".join(
             re.escape(v) for n in names if n for v in dict.fromkeys((n, n.title(), n.capitalize()))
@@ -257,6 +259,19 @@ class ReportCaptioner:
         self._lesion = re.compile(
             r"(?<![\w-])(" + "|".join(map(re.escape, LESION_TERMS)) + r")(?![\w-])", re.IGNORECASE
         )
+
+
+    @property
+    def nlp(self) -> object:
+        """The sentence pipeline, loaded on first use (spaCy takes seconds to import)."""
+        if self._nlp is None:
+            self._nlp, self._nlp_note = _load_nlp(self.config.spacy_model)
+        return self._nlp
+
+    @property
+    def nlp_note(self) -> str | None:
+        self.nlp  # noqa: B018  (loads it)
+        return self._nlp_note
 
     def caption(self, text: str | bytes | None, organ: str) -> ReportResult:
         """The caption of one report for an image of ``organ``."""
@@ -480,6 +495,8 @@ class ReportCaptioner:
 
 def _sentences(doc: Doc, text: str) -> list[str]:
     """Sentences of ``doc`` (made from ``text``), cut by its arrays rather than through ``doc.sents``."""
+    from spacy.attrs import IDX, SENT_START
+
     if len(doc) == 0:
         return []
     rows = doc.to_array([SENT_START, IDX]).tolist()
@@ -609,11 +626,14 @@ class ReportTokenizer:
     )
 
     def __init__(self, vocab: Vocab) -> None:
+        from spacy.tokens import Doc
+
         self.vocab = vocab
+        self._doc = Doc
 
     def __call__(self, text: str) -> Doc:
         pairs = self.TOKEN.findall(text)
-        return Doc(self.vocab, words=[w for w, _ in pairs], spaces=[bool(g) for _, g in pairs])
+        return self._doc(self.vocab, words=[w for w, _ in pairs], spaces=[bool(g) for _, g in pairs])
 
     def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterable[Doc]:
         for text in texts:

@@ -59,21 +59,38 @@ class TokenCounter:
         self.budget: int = budget if budget is not None else DEFAULT_BUDGETS[family]
         if self.budget < 3:
             raise ValueError(f"token budget {self.budget} is too small; it includes the 2 special tokens")
-        self.exact: bool = False
         self._encode: Callable[[str], int] | None = None
-        if family == "clip":
-            self._encode = _open_clip_counter()
-        elif path:
+        # A local BERT tokenizer is loaded now, so a bad folder fails before any work;
+        # open_clip's (it imports torch, seconds) on the first count.
+        self._loaded = family != "clip"
+        if path:
             self._encode = _transformers_counter(path)
-        self.exact = self._encode is not None
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._encode = _open_clip_counter()
+            self._loaded = True
+
+    @property
+    def exact(self) -> bool:
+        """Counts come from the real tokenizer (else from an estimate)."""
+        self._load()
+        return self._encode is not None
+
+    @property
+    def additive(self) -> bool:
         # The estimates count each whitespace-separated piece on its own, so the
         # count of ``" ".join(parts)`` is the sum of the parts' counts less their
         # start/end tokens; a real tokenizer is not relied on to be.
-        self.additive: bool = not self.exact
-        self.describe = f"{family} {'tokenizer' if self.exact else 'estimate'}"
+        return not self.exact
+
+    @property
+    def describe(self) -> str:
+        return f"{self.kind} {'tokenizer' if self.exact else 'estimate'}"
 
     def count(self, text: str) -> int:
         """Tokens ``text`` takes, start and end tokens included."""
+        self._load()
         if self._encode is not None:
             return self._encode(text) + 2
         if self.kind == "clip":
