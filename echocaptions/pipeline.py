@@ -98,8 +98,6 @@ class Prepared:
     executor: Any
     out: Path
     skipped: dict[str, str] = field(default_factory=dict)
-    llm: LLMCaptioner | None = None
-    llm_with_report: bool = False
     setup: CaptionSetup | None = None
 
     @property
@@ -180,8 +178,6 @@ def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str
             llm_cache=str(llm.cache_path) if llm is not None else None,
             publish_reports=recipe.reports.publish,
         )
-        if "llm" not in recipe.captions.policy:
-            llm = None
         runner = get_executor(**executor_options(recipe, executor, workers, ray_address))
     except (ValueError, OSError, RuntimeError) as exc:
         raise BuildError(str(exc)) from exc
@@ -192,8 +188,6 @@ def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str
         executor=runner,
         out=out,
         skipped=skipped,
-        llm=llm,
-        llm_with_report=setup.llm_with_report,
         setup=setup,
     )
 
