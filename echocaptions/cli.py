@@ -75,6 +75,12 @@ def build(
         typer.secho(f"warning: {stats['llm_unavailable']}; rows fell back to the next tier", fg=typer.colors.YELLOW)
     for name, why in stats["skipped_sources"].items():
         typer.secho(f"note: skipped source {name!r}: {why}", fg=typer.colors.YELLOW, err=True)
+    for name, messages in stats.get("notices", {}).items():
+        for message in messages:
+            typer.secho(f"note: source {name!r}: {message}", fg=typer.colors.YELLOW, err=True)
+    unlabelled = {name: s["unlabelled"] for name, s in stats["sources"].items() if s.get("unlabelled")}
+    if unlabelled:
+        typer.echo(f"rows without a label (kept, captioned from findings or organ): {json.dumps(unlabelled)}")
     for name in stats["empty_sources"]:
         typer.secho(f"warning: source {name!r} gave no items", fg=typer.colors.YELLOW, err=True)
     if stats["rejected"]:
@@ -222,8 +228,18 @@ def sources() -> None:
 
     for layout, cls in registry().items():
         typer.echo(f"{layout}  [{', '.join(cls.organs)}]")
+        if cls.download:
+            typer.echo(f"    download:  {cls.download}")
+        if cls.folder:
+            typer.echo(f"    unpack to: DATA_ROOT/{cls.folder}")
         typer.echo(f"    expects:   {cls.expected}")
+        for label, values in (("required", cls.required), ("optional", cls.optional), ("quirks", cls.quirks)):
+            for n, value in enumerate(values):
+                typer.echo(f"    {label if n == 0 else '':10s} - {value}")
+        if cls.grouping_note:
+            typer.echo(f"    patients:  {cls.grouping_note}")
         typer.echo(f"    published: {cls.published}")
+        typer.echo("")
 
 
 @app.command()

@@ -51,7 +51,7 @@ from echocaptions.publish import strategy_configs
 from echocaptions.publish.card import render_card
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 from echocaptions.recipe import ExecutorSpec, Recipe, SourceSpec
-from echocaptions.schema import Reject, SourceItem
+from echocaptions.schema import Reject, SourceItem, build_key
 from echocaptions.sources.base import Source, SourceError, get_source_class
 
 WORK = ".work"
@@ -288,6 +288,8 @@ def iter_source_items(
                 continue
             else:
                 count["listed"] += 1
+                entry.patient_id = build_key(entry.dataset, entry.patient_id)
+                entry.study_id = build_key(entry.dataset, entry.study_id)
             yield entry
 
 
@@ -542,7 +544,7 @@ def leakage_check(kept: list[Candidate], split_of: dict[str, str], max_hamming: 
     for c in kept:
         split = split_of[c.key.id]
         if c.key.patient_id:
-            spans["patients"][f"{c.key.dataset}:{c.key.patient_id}"].add(split)
+            spans["patients"][c.key.patient_id].add(split)
         spans["sha256"][c.key.sha256].add(split)
     labels = clusters(np.array([c.phash for c in kept], dtype=np.int64), max_hamming)
     by_cluster: dict[int, set[str]] = defaultdict(set)
@@ -703,10 +705,11 @@ def _new_stats(
         "recipe": recipe.name,
         "seed": recipe.seed,
         "sources": {
-            spec.name: {"layout": spec.layout, "role": spec.role, "license": src.license, "kept": 0}
+            spec.name: {"layout": spec.layout, "role": spec.role, "license": src.license, "kept": 0, "unlabelled": 0}
             for spec, src in sources
         },
         "skipped_sources": dict(skipped),
+        "notices": {spec.name: sorted(src.notices.values()) for spec, src in sources if src.notices},
         "datasets": Counter(),
         "organs": Counter(),
         "labels": Counter(),

@@ -115,6 +115,17 @@ def phash_hex(value: int) -> str:
     return f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
+def build_key(dataset: str, value: str | None) -> str | None:
+    """A patient or study id unique across a build: ``<dataset>:<the dataset's own id>``.
+
+    Datasets number their patients independently (``7`` in DDTI and ``7`` in
+    BUS-BRA are different people), so the published ``patient_id`` and
+    ``study_id`` carry the dataset as a prefix; the dataset's own value is the
+    part after the first ``:``.
+    """
+    return None if value is None or value == "" else f"{dataset}:{value}"
+
+
 def make_id(dataset: str, source_path: str, frame: int | None = None) -> str:
     """Stable record id: dataset, source path and frame, hashed to 16 hex digits."""
     key = f"{dataset}\x1f{source_path}\x1f{'' if frame is None else frame}"

@@ -304,6 +304,7 @@ class _Stats:
 
     def __init__(self) -> None:
         self.kept: Counter = Counter()
+        self.unlabelled: Counter = Counter()
         self.datasets: Counter = Counter()
         self.organs: Counter = Counter()
         self.labels: Counter = Counter()
@@ -315,6 +316,8 @@ class _Stats:
     def count(self, item: SourceItem, record: Record, captions: list[Caption]) -> None:
         label = f"{item.organ}/{item.label or 'unlabelled'}"
         self.kept[item.source] += 1
+        if item.label is None:
+            self.unlabelled[item.source] += 1
         self.datasets[item.dataset] += 1
         self.organs[item.organ] += 1
         self.labels[label] += 1
@@ -335,6 +338,8 @@ def add_stats(stats: dict[str, Any], shard: dict[str, Any]) -> None:
     """Add one shard's counts (from :func:`run_caption_shard`) to the build's stats."""
     for source, n in shard["kept"].items():
         stats["sources"][source]["kept"] += n
+    for source, n in shard.get("unlabelled", {}).items():
+        stats["sources"][source]["unlabelled"] += n
     for name in ("datasets", "organs", "labels", "caption_sources", "caption_candidates"):
         stats[name].update(shard[name])
     for name in ("by_split", "class_balance"):

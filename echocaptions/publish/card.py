@@ -118,6 +118,36 @@ load_dataset("path/or/repo-id", "template_only")
 ```"""
 
 
+def _notices_section(stats: dict[str, Any]) -> str:
+    notices = stats.get("notices") or {}
+    if not notices:
+        return ""
+    lines = [f"- `{name}`: {message}" for name, messages in sorted(notices.items()) for message in messages]
+    return "\nNotes from reading the sources:\n\n" + "\n".join(lines) + "\n"
+
+
+def _citations_section(stats: dict[str, Any]) -> str:
+    """Per source: who published it (cite this), its licence, and what its ids can and cannot group."""
+    from echocaptions.sources import registry
+
+    layouts = registry()
+    parts = []
+    for name, s in sorted(stats["sources"].items()):
+        cls = layouts.get(s["layout"])
+        lines = [f"- **{name}** (layout `{s['layout']}`)"]
+        if cls is not None and cls.published:
+            lines.append(f"  - cite: {cls.published}")
+        lines.append(f"  - licence: {s.get('license') or 'see the publisher'}")
+        if cls is not None and cls.grouping_note:
+            lines.append(f"  - patients: {cls.grouping_note}")
+        parts.append("\n".join(lines))
+    return "\n".join(parts) + """
+
+`patient_id` and `study_id` are `<dataset>:<the dataset's own id>`, unique
+across this dataset: grouping by them (e.g. `GroupKFold`) never merges two
+datasets' patients."""
+
+
 def render_card(
     recipe,
     stats: dict[str, Any],
@@ -131,10 +161,11 @@ def render_card(
     header = yaml.safe_dump(header_dict, sort_keys=False, allow_unicode=True)
     sources = _table(
         [
-            (name, s["layout"], s["role"], s["read"], s["kept"], s["rejected"], s.get("license") or "see source")
+            (name, s["layout"], s["role"], s["read"], s["kept"], s.get("unlabelled", 0), s["rejected"],
+             s.get("license") or "see source")
             for name, s in sorted(stats["sources"].items())
         ],
-        ("source", "layout", "role", "items read", "rows", "rejected", "licence"),
+        ("source", "layout", "role", "items read", "rows", "rows without a label", "rejected", "licence"),
     )
     splits = _table(sorted(stats["splits"].items()), ("split", "rows"))
     caption_sources = _table(
@@ -196,6 +227,13 @@ with a negation-aware matcher against the structured labels, stand beside it):
 ## Sources
 
 {sources}
+
+Rows without a label keep their image and findings; their captions come from
+the findings or the organ alone.
+{_notices_section(stats)}
+## Datasets: citation, licence and limits
+
+{_citations_section(stats)}
 
 ## Organs
 

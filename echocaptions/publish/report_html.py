@@ -502,6 +502,16 @@ def render_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> s
         read=stats.get("read", "–"),
         rejected=stats.get("rejected", "–"),
         warnings=warnings,
+        sources=[
+            {"name": name, "layout": s.get("layout", ""), "role": s.get("role", ""), "read": s.get("read", "–"),
+             "kept": s.get("kept", "–"), "unlabelled": s.get("unlabelled", 0), "rejected": s.get("rejected", "–")}
+            for name, s in sorted((stats.get("sources") or {}).items())
+        ],
+        notices=[
+            {"source": name, "message": message}
+            for name, messages in sorted((stats.get("notices") or {}).items())
+            for message in messages
+        ],
         count_tables=count_tables,
         cross=cross,
         label_split=label_split,

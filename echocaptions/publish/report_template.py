@@ -81,7 +81,7 @@ footer { padding: 16px 28px; color: var(--muted); font-size: 12px; }
   <p>{{ subtitle }}</p>
 </header>
 <nav>
-  <a href="#counts">Counts</a><a href="#leakage">Leakage check</a><a href="#diversity">Diversity</a>
+  <a href="#sources">Sources</a><a href="#counts">Counts</a><a href="#leakage">Leakage check</a><a href="#diversity">Diversity</a>
   <a href="#rejects">Rejects</a>{% if reports %}<a href="#reports">Reports</a>{% endif %}
   <a href="#gallery">Gallery</a>
 </nav>
@@ -97,6 +97,20 @@ footer { padding: 16px 28px; color: var(--muted); font-size: 12px; }
       <span>leakage check</span></div>
   </div>
   {% for w in warnings %}<p class="warn">{{ w }}</p>{% endfor %}
+</section>
+
+<section id="sources">
+  <h2>Sources</h2>
+  <table id="sources-table">
+    <tr><th>source</th><th>layout</th><th>role</th><th class="n">items read</th><th class="n">rows</th>
+      <th class="n">rows without a label</th><th class="n">rejected</th></tr>
+    {% for r in sources -%}
+    <tr><td>{{ r.name }}</td><td>{{ r.layout }}</td><td>{{ r.role }}</td><td class="n">{{ r.read }}</td>
+      <td class="n">{{ r.kept }}</td><td class="n" id="unlabelled-{{ r.name }}">{{ r.unlabelled }}</td>
+      <td class="n">{{ r.rejected }}</td></tr>
+    {% endfor -%}
+  </table>
+  {% for n in notices %}<p class="warn notice">{{ n.source }}: {{ n.message }}</p>{% endfor %}
 </section>
 
 {% macro count_table(t) -%}

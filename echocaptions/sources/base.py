@@ -9,6 +9,7 @@ missing or wrong root raises :class:`SourceError` before any work starts.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,22 @@ from echocaptions.schema import ORGANS, Reject, SchemaError, SourceItem, check_f
 
 class SourceError(RuntimeError):
     """A source cannot be read at all (missing folder, wrong layout, bad options)."""
+
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+LFS_POINTER_MAX_BYTES = 1024
+LFS_REASON = "git_lfs_pointer"
+
+
+def is_lfs_pointer(path: str | Path) -> bool:
+    """True when ``path`` is a Git LFS pointer file (a clone without ``git lfs pull``)."""
+    try:
+        if os.path.getsize(path) > LFS_POINTER_MAX_BYTES:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX
+    except OSError:
+        return False
 
 
 class NoOptions(BaseModel):
@@ -40,6 +57,14 @@ class Source(ABC):
     published: ClassVar[str]  # where the dataset is published and how to get it
     license: ClassVar[str | None] = None
     Options: ClassVar[type[BaseModel]] = NoOptions
+    # What ``echocaptions sources`` and the README tell a user who downloads the dataset.
+    download: ClassVar[str] = ""  # where to download it, in a line
+    folder: ClassVar[str] = ""  # the folder to unpack to under the data root
+    required: ClassVar[tuple[str, ...]] = ()  # files / folders that must be there
+    optional: ClassVar[tuple[str, ...]] = ()  # files read when present, and what is lost without them
+    quirks: ClassVar[tuple[str, ...]] = ()  # known facts of the real files that the adapter handles
+    # Why rows of this layout cannot be grouped by patient, when they cannot (card and ``sources``).
+    grouping_note: ClassVar[str | None] = None
 
     def __init__(
         self, name: str, root: Path | str, options: dict[str, Any] | None = None, role: str = "train"
@@ -55,6 +80,8 @@ class Source(ABC):
                 f"at {'.'.join(map(str, exc.errors()[0]['loc']))}; allowed options: "
                 f"{sorted(self.Options.model_fields)}"
             ) from exc
+        self.notices: dict[str, str] = {}
+        self._lfs_pointers = 0
         organ = getattr(self.options, "organ", None)
         if organ is not None and organ not in ORGANS:
             raise SourceError(
@@ -74,6 +101,13 @@ class Source(ABC):
             return None
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.root / path
+
+    def notice(self, key: str, message: str) -> None:
+        """Say something once per build (a missing optional file, say): shown in the summary and stats.json.
+
+        A later call with the same key replaces the message (e.g. to update a count).
+        """
+        self.notices[key] = message
 
     def missing_message(self) -> str:
         return (
@@ -98,6 +132,17 @@ class Source(ABC):
             except UnicodeEncodeError:
                 shown = item.source_path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield self.reject(shown, "file name is not valid UTF-8; rename the file")
+                continue
+            if is_lfs_pointer(item.path):
+                self._lfs_pointers += 1
+                self.notice(
+                    LFS_REASON,
+                    f"{self._lfs_pointers} file(s) under {self.root} are Git LFS pointers, not media "
+                    f"(the repository was cloned without its large files): run `git lfs pull` in the "
+                    f"repository, then rerun the build",
+                )
+                yield self.reject(item.source_path, f"{LFS_REASON}: a Git LFS pointer file, not the media; "
+                                  "run `git lfs pull` in the cloned repository")
                 continue
             item.role = self.role
             if item.license is None:

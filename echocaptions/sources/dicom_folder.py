@@ -126,6 +126,14 @@ class DicomFolderSource(Source):
     layout = "dicom"
     organs = ORGANS
     expected = "a folder (any depth) of DICOM files (.dcm or no suffix), optionally a labels CSV."
+    download = "your own DICOM export (PACS or scanner)"
+    folder = "any folder; point at it with --source NAME=PATH"
+    required = ("DICOM files (.dcm or no suffix), at any depth",)
+    optional = ("labels_csv: labels, organ, report, view and findings keyed by SOPInstanceUID or file name",)
+    quirks = (
+        "patient and study ids are salted SHA-256 hashes of PatientID / StudyInstanceUID, never the raw ids",
+        "multi-frame files give one row per sampled frame; files without pixel data are rejects",
+    )
     published = "any DICOM export, e.g. from a PACS or an ultrasound scanner (no publisher)."
     Options = DicomOptions
 

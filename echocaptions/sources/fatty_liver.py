@@ -118,6 +118,13 @@ class FattyLiverSource(Source):
         f"{MAT_NAME} (MATLAB v5 file with struct array 'data': fields id, class, fat, "
         "images = 10 x 434 x 636 uint8 frames per patient)."
     )
+    download = "Zenodo record 1009146 (doi:10.5281/zenodo.1009146): one .mat file, about 150 MB"
+    folder = "fatty_liver"
+    required = (f"{MAT_NAME} (MATLAB v5; a v7.3/HDF5 re-save is refused with how to re-save it)",)
+    quirks = (
+        "55 patients x 10 frames in one file; every frame of a patient shares its patient id",
+        "steatosis grade S0-S3 from the biopsy fat percentage (cut-offs 5/33/66 %)",
+    )
     published = (
         "Byra M, et al. Transfer learning with deep convolutional neural network for liver "
         "steatosis assessment in ultrasound images. IJCARS 13:1895-1903 (2018); "

@@ -54,6 +54,15 @@ class LiverFibrosisSource(Source):
         "[<split>/]F0/ ... F4/ folders of B-mode liver images (METAVIR stage per folder), "
         "possibly under a wrapper folder."
     )
+    download = "a liver fibrosis collection sorted into METAVIR F0-F4 folders (e.g. on Kaggle)"
+    folder = "liver_fibrosis"
+    required = ("folders named F0 ... F4 (any case), at any depth, holding the images",)
+    optional = ("train/ val/ test/ folders above the class folders: kept as the official split",)
+    quirks = ("one or two wrapper folders from unzipping are found", "images outside F0-F4 folders are rejects")
+    grouping_note = (
+        "these collections publish no patient ids: frames of one patient may fall into different "
+        "splits (near-duplicate frames are still grouped by their perceptual hash)"
+    )
     published = (
         "Kaggle liver fibrosis ultrasound collections sorted by METAVIR stage, "
         "or any collection sorted into METAVIR F0-F4 folders."

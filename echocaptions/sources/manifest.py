@@ -53,6 +53,10 @@ class ManifestSource(Source):
         "optional report, patient_id, study_id, license, split, view, frame; paths relative "
         "to the manifest's folder."
     )
+    download = "your own manifest file listing your images"
+    folder = "the manifest's folder (paths in it are relative to it)"
+    required = ("manifest.csv (header row) or manifest.jsonl with path and organ (or the organ option)",)
+    optional = ("label, report, patient_id, study_id, license, split, view, frame, dataset and findings columns",)
     published = "your own manifest (no publisher)."
     Options = ManifestOptions
 

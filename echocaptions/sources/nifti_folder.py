@@ -67,6 +67,11 @@ class NiftiFolderSource(Source):
     layout = "nifti"
     organs = ORGANS
     expected = "a folder (any depth) of .nii / .nii.gz volumes, optionally a labels CSV keyed by file name."
+    download = "your own NIfTI export"
+    folder = "any folder; point at it with --source NAME=PATH"
+    required = (".nii / .nii.gz volumes, at any depth",)
+    optional = ("labels_csv: label, organ, patient_id, report, view and findings keyed by file name",)
+    quirks = ("volumes are reoriented to RAS and sliced along the chosen axis; masks (_mask, _seg) are skipped",)
     published = "any NIfTI export of 2-D or 3-D ultrasound (no publisher)."
     Options = NiftiOptions
 
