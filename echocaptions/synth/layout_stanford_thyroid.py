@@ -1,15 +1,23 @@
-"""Phantom Stanford thyroid cine clips: ``dataset.hdf5`` and ``metadata.csv``.
+"""Phantom Stanford thyroid cine clips: ``dataset.hdf5`` and ``metadata.csv``, in the real encodings.
 
 ``per_class`` benign and ``per_class`` malignant nodules, one cine clip of
-:data:`CLIP_FRAMES` frames each (annot_id ``101_``, ``102_``, ...). Frames are
-stored row after row as in the release, with ``frame_num`` counting within the
-clip, and each frame carries its own faint electronic noise (±2 grey levels), so
-no two frames of a clip are identical; ``mask`` repeats the drawn nodule of the
-clip's first frame (the probe moves by a few pixels over a clip). ``metadata.csv`` gives ACR TI-RADS words for
-the drawn findings, the ACR level their points add up to and the label as
-``histopath_diagnosis``. Datasets are written without HDF5 timestamps so runs
-are byte-identical. ``broken`` adds a clip without a metadata row, a clip
-with an unknown diagnosis and a metadata row without frames.
+:data:`CLIP_FRAMES` frames each (annot_id ``101_``, ``102_``, ...: the trailing
+underscore is part of the id, in the HDF5 and in the CSV). Frames are stored
+row after row as in the release, with ``frame_num`` counting within the clip,
+and each frame carries its own faint electronic noise (±2 grey levels), so no
+two frames of a clip are identical; ``mask`` repeats the drawn nodule of the
+clip's first frame (the probe moves by a few pixels over a clip).
+
+``metadata.csv`` is written as the real file is: ``histopath_diagnosis`` a
+number (``0`` benign, ``1`` malignant; every third nodule, ``102_``, ``105_``...,
+written ``0.0`` / ``1.0``), the ``ti-rads_*`` columns the ACR TI-RADS points of
+the drawn findings (:data:`POINTS`; large comet-tail artifacts score 0 like no
+foci), ``ti-rads_level`` the ACR level those points add up to, ``sex``
+``Female`` / ``Male`` and sizes in cm. Datasets are written without HDF5
+timestamps so runs are byte-identical. ``broken`` adds a clip without a
+metadata row (``900_``), a clip whose diagnosis is ``2`` (``901_``), a metadata
+row without frames (``902_``) and a clip whose echogenic foci are ``7``
+(``903_``).
 """
 
 from __future__ import annotations
@@ -30,19 +38,6 @@ COLUMNS: tuple[str, ...] = (
     "ti-rads_echogenicity", "ti-rads_shape", "ti-rads_margin", "ti-rads_echogenicfoci",
     "ti-rads_level", "histopath_diagnosis",
 )
-WORDS: dict[str, dict[str, str]] = {
-    "tirads_composition": {"cystic": "cystic or almost completely cystic", "spongiform": "spongiform",
-                           "mixed": "mixed cystic and solid", "solid": "solid or almost completely solid"},
-    "tirads_echogenicity": {"anechoic": "anechoic", "hyperechoic": "hyperechoic",
-                            "isoechoic": "isoechoic", "hypoechoic": "hypoechoic",
-                            "very_hypoechoic": "very hypoechoic"},
-    "tirads_shape": {"wider_than_tall": "wider-than-tall", "taller_than_wide": "taller-than-wide"},
-    "tirads_margin": {"smooth": "smooth", "ill_defined": "ill-defined", "lobulated": "lobulated",
-                      "irregular": "irregular", "extrathyroidal_extension": "extra-thyroidal extension"},
-    "tirads_foci": {"none": "none or large comet-tail artifacts", "comet_tail": "large comet-tail artifacts",
-                    "macrocalcifications": "macrocalcifications",
-                    "peripheral": "peripheral (rim) calcifications", "punctate": "punctate echogenic foci"},
-}
 POINTS: dict[str, dict[str, int]] = {
     "tirads_composition": {"cystic": 0, "spongiform": 0, "mixed": 1, "solid": 2},
     "tirads_echogenicity": {"anechoic": 0, "hyperechoic": 1, "isoechoic": 1, "hypoechoic": 2,
@@ -52,6 +47,12 @@ POINTS: dict[str, dict[str, int]] = {
                       "extrathyroidal_extension": 3},
     "tirads_foci": {"none": 0, "comet_tail": 0, "macrocalcifications": 1, "peripheral": 2, "punctate": 3},
 }
+TIRADS_COLUMNS: dict[str, str] = {
+    "ti-rads_composition": "tirads_composition", "ti-rads_echogenicity": "tirads_echogenicity",
+    "ti-rads_shape": "tirads_shape", "ti-rads_margin": "tirads_margin",
+    "ti-rads_echogenicfoci": "tirads_foci",
+}
+DIAGNOSIS: dict[str, str] = {"benign": "0", "malignant": "1"}
 
 
 def acr_level(findings: dict[str, str]) -> str:
@@ -72,14 +73,12 @@ def _clip(ctx: _Ctx, k: int, label: str) -> tuple[list[np.ndarray], np.ndarray, 
               for frame in r.frames]
     f = r.findings
     row = {
-        "age": str(int(rng.integers(20, 85))), "sex": pick(rng, ("F", "F", "M")),
+        "age": str(int(rng.integers(20, 85))), "sex": pick(rng, ("Female", "Female", "Male")),
         "location": pick(rng, ("right lobe", "left lobe", "isthmus")),
         **{axis: f"{rng.uniform(0.5, 3.5):.1f}" for axis in ("size_x", "size_y", "size_z")},
-        **{f"ti-rads_{name}": WORDS[key][f[key]] for name, key in (
-            ("composition", "tirads_composition"), ("echogenicity", "tirads_echogenicity"),
-            ("shape", "tirads_shape"), ("margin", "tirads_margin"), ("echogenicfoci", "tirads_foci"))},
+        **{column: str(POINTS[key][f[key]]) for column, key in TIRADS_COLUMNS.items()},
         "ti-rads_level": acr_level(f),
-        "histopath_diagnosis": label.capitalize(),
+        "histopath_diagnosis": DIAGNOSIS[label] + (".0" if k % 3 == 0 else ""),
     }
     return frames, r.masks[0], row
 
@@ -89,7 +88,7 @@ def write_stanford_thyroid(root: Path, ctx: _Ctx) -> Path:
 
     clips = [(100 + k, "benign" if k % 2 else "malignant") for k in range(1, 2 * ctx.per_class + 1)]
     if ctx.broken:
-        clips += [(900, "benign"), (901, "malignant")]
+        clips += [(900, "benign"), (901, "malignant"), (903, "malignant")]
     images, masks, annot, frame_num, rows = [], [], [], [], []
     for number, label in clips:
         frames, mask, row = _clip(ctx, number, label)
@@ -99,7 +98,9 @@ def write_stanford_thyroid(root: Path, ctx: _Ctx) -> Path:
         annot += [annot_id.encode()] * len(frames)
         frame_num += list(range(len(frames)))
         if number == 901:
-            row["histopath_diagnosis"] = "Indeterminate"
+            row["histopath_diagnosis"] = "2"
+        if number == 903:
+            row["ti-rads_echogenicfoci"] = "7"
         if number != 900:
             rows.append({"annot_id": annot_id, **row})
     if ctx.broken:

@@ -5,7 +5,9 @@ alternating, named ``0000.jpg`` onwards (numbering restarts in ``test-image``
 as in the release). Images are RGB JPEGs, masks grayscale JPEGs of the drawn
 nodule; ``label4*.csv`` lines read ``NNNN.jpg,0|1`` without a header. The
 five ``tn3k-trainval-fold{k}.json`` files hold ``train`` / ``val`` index lists
-over the sorted ``trainval-image`` listing. ``broken`` adds a train-val image
+over the sorted ``trainval-image`` listing. The label files are written by
+default; ``write_tn3k(..., labels=False)`` writes the TRFE-Net download alone
+(images, masks, folds), which has none. ``broken`` adds a train-val image
 without a label line, a label outside 0/1, a test mask without its image, a
 truncated test image and a stray ``Thumbs.db``.
 """
@@ -42,7 +44,8 @@ def _nodule(root: Path, ctx: _Ctx, split: str, n: int, label: str) -> str:
     return name
 
 
-def write_tn3k(root: Path, ctx: _Ctx) -> Path:
+def write_tn3k(root: Path, ctx: _Ctx, labels: bool = True) -> Path:
+    """Write the layout under ``root``; ``labels=False`` leaves out ``label4*.csv`` (TRFE-Net alone)."""
     count = 2 * ctx.per_class
     for split in ("trainval", "test"):
         lines = []
@@ -58,7 +61,8 @@ def write_tn3k(root: Path, ctx: _Ctx) -> Path:
             (root / "test-image" / name).unlink()
             lines.append(f"{_nodule(root, ctx, split, count + 1, 'benign')},0")
             _truncate(root / "test-image" / f"{count + 1:04d}.jpg")
-        _write_text(root / f"label4{split}.csv", "\n".join(lines) + "\n")
+        if labels:
+            _write_text(root / f"label4{split}.csv", "\n".join(lines) + "\n")
     indices = list(range(count))
     for k in range(5):
         val = indices[k::5]

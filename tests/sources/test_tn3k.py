@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from echocaptions.sources import SourceError, get_source_class
+from echocaptions.schema import Reject, SourceItem
+from echocaptions.sources import Source, SourceError, get_source_class
 from echocaptions.sources.tn3k import read_labels
-from tests.sources.conftest import PER_CLASS, read, reasons
+from echocaptions.synth.layout_tn3k import write_tn3k
+from echocaptions.synth.layouts import _Ctx
+from tests.sources.conftest import PER_CLASS, SIZE, read, reasons
+
+
+def listed(root: Path) -> tuple[list[SourceItem], list[Reject], dict[str, str]]:
+    """Items, rejects and notices of one TN3K source."""
+    source: Source = get_source_class("tn3k")("tn3k", root)
+    source.check()
+    entries = list(source.items())
+    items = [e for e in entries if isinstance(e, SourceItem)]
+    return items, [e for e in entries if isinstance(e, Reject)], source.notices
 
 
 def test_phantom_items(phantom: dict[str, Path], no_pixels: None) -> None:
@@ -25,6 +38,62 @@ def test_phantom_items(phantom: dict[str, Path], no_pixels: None) -> None:
         assert item.patient_id is None and item.findings == {} and item.organ == "thyroid"
         assert item.license == "research use; cite Gong et al. 2023"
     assert len({i.id for i in items}) == len(items)  # test numbering restarts: ids still differ
+
+
+def test_phantom_labels_match_the_label_files(phantom: dict[str, Path]) -> None:
+    root = phantom["tn3k"]
+    items, rejects, notices = listed(root)
+    assert rejects == [] and notices == {}
+    for split, hint in (("trainval", "train"), ("test", "test")):
+        lines = dict(line.split(",") for line in (root / f"label4{split}.csv").read_text().splitlines())
+        assert all(re.fullmatch(r"\d{4}\.jpg", name) for name in lines)  # no header line
+        got = {Path(i.source_path).name: i.label for i in items if i.split_hint == hint}
+        assert got == {name: {"0": "benign", "1": "malignant"}[v] for name, v in lines.items()}
+
+
+def test_trfe_net_download_alone_loads_unlabelled_with_one_notice(tmp_path: Path) -> None:
+    ctx = _Ctx(seed=3, size=SIZE, per_class=PER_CLASS, broken=False, organs=("thyroid",))
+    root = write_tn3k(tmp_path / "TN3K", ctx, labels=False)
+    assert not list(root.glob("label4*.csv")) and (root / "trainval-image").is_dir()
+    items, rejects, notices = listed(root)
+    assert rejects == []
+    assert len(items) == len(list(root.glob("*-image/*.jpg"))) == 2 * 2 * PER_CLASS
+    assert {i.label for i in items} == {None} and not any(i.extra["labelled"] for i in items)
+    assert list(notices) == ["tn3k_labels"]
+    message = notices["tn3k_labels"]
+    assert "label4trainval.csv and label4test.csv" in message
+    assert "github.com/chenghui-666/ACL" in message and "TRFE-Net" in message
+    (root / "label4test.csv").write_text("0000.jpg,1\n")  # one file present: only the other is named
+    _, _, notices = listed(root)
+    assert "label4trainval.csv not found" in notices["tn3k_labels"]
+    assert "label4test.csv" not in notices["tn3k_labels"].split(" not found")[0]
+
+
+def test_label_values_outside_vocabulary_and_unused_lines(tmp_path: Path) -> None:
+    root = tmp_path / "tn3k"
+    (root / "trainval-image").mkdir(parents=True)
+    for name in ("0000.jpg", "0001.jpg", "0002.jpg"):
+        (root / "trainval-image" / name).write_bytes(b"jpg")
+    (root / "label4trainval.csv").write_text("0000.jpg,malignant\n0001.jpg,maybe\n0002.jpg,-1\n0009.jpg,0\n")
+    items, rejects, notices = listed(tmp_path)
+    assert [(i.source_path, i.label) for i in items] == [("trainval-image/0000.jpg", "malignant")]
+    why = reasons(rejects)
+    assert why == {
+        "trainval-image/0001.jpg": "label outside vocabulary: 'maybe' for 0001.jpg in label4trainval.csv; "
+                                   "expected 0 (benign), 1 (malignant), benign or malignant",
+        "trainval-image/0002.jpg": "label outside vocabulary: '-1' for 0002.jpg in label4trainval.csv; "
+                                   "expected 0 (benign), 1 (malignant), benign or malignant",
+    }
+    assert "1 line(s) of label4trainval.csv name no image" in notices["tn3k_unused_label4trainval.csv"]
+    assert "label4test.csv" not in " ".join(notices.values())  # no test-image/ folder: nothing missing
+
+
+def test_class_attributes_say_where_and_what() -> None:
+    cls = get_source_class("tn3k")
+    assert "TRFE-Net" in cls.download and "ACL" in cls.download and "TNCD" in cls.download
+    assert cls.folder.startswith("TN3K")
+    assert any("label4trainval.csv" in o and "unlabelled" in o for o in cls.optional)
+    assert any("TNCD" in q for q in cls.quirks) and cls.grouping_note
 
 
 def test_label_files_are_read_tolerantly(tmp_path: Path) -> None:
