@@ -99,8 +99,12 @@ class VideoReader(Reader):
         raise ImageReadError(f"{path}: frame {frame} not found")
 
     def sample(self, path: Path, fps: float, max_frames: int) -> Iterator[tuple[int, Image.Image]]:
-        next_t, taken = 0.0, 0
+        """Frames ``1/fps`` apart, timed from the first frame: MPEG program streams
+        (``.mpeg``/``.mpg``) start at about 0.5 s, not at 0."""
+        next_t, taken, start = 0.0, 0, None
         for index, img, t in self._decode(path, with_time=True):
+            start = t if start is None else start
+            t -= start
             if t + 1e-6 >= next_t:
                 yield index, img
                 taken += 1

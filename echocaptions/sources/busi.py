@@ -7,13 +7,15 @@ Layout as downloaded::
       malignant/malignant (1).png, malignant (1)_mask.png, ...
       normal/normal (1).png, normal (1)_mask.png, ...
 
-The root may be ``Dataset_BUSI_with_GT`` itself or the folder containing it.
-Labels come from the class folder. BUSI has no patient ids and no findings,
+The root may be ``Dataset_BUSI_with_GT`` itself or a folder holding it under
+up to two wrapper folders, as archives unzip (``BUSI/archive/Dataset_BUSI_with_GT``
+from Kaggle's ``archive.zip``); ``__MACOSX/`` and hidden folders are never the
+data. Labels come from the class folder. BUSI has no patient ids and no findings,
 so ``patient_id`` stays ``None`` (one patient may have several images: split
 by near-duplicate clusters, not by patient). Masks (``_mask``, ``_mask_1``…)
 are not captioned; their paths are kept in ``extra["masks"]``. ``source_path``
-is relative to ``Dataset_BUSI_with_GT`` so ids do not depend on which of the
-two roots was given.
+is relative to ``Dataset_BUSI_with_GT`` so ids do not depend on which root was
+given.
 """
 
 from __future__ import annotations
@@ -24,11 +26,28 @@ from pathlib import Path
 
 from echocaptions.schema import Reject, SourceItem
 from echocaptions.sources.base import Source, SourceError, register
-from echocaptions.sources.imagefolder import extension, media_kind, natural_key, sorted_files
+from echocaptions.sources.imagefolder import (
+    describe_search,
+    extension,
+    find_layout,
+    media_kind,
+    natural_key,
+    sorted_files,
+)
 
 FOLDER = "Dataset_BUSI_with_GT"
 CLASSES: dict[str, str] = {"benign": "benign", "malignant": "malignant", "normal": "normal"}
 _MASK = re.compile(r"^(?P<image>.+?)_mask(?:_\d+)?$", re.IGNORECASE)
+
+
+def _holds_classes(folder: Path) -> Path | None:
+    """``folder/Dataset_BUSI_with_GT`` or ``folder`` when it holds a BUSI class folder."""
+    for candidate in (folder / FOLDER, folder):
+        if candidate.is_dir() and any(
+            p.is_dir() and p.name.lower() in CLASSES for p in candidate.iterdir()
+        ):
+            return candidate
+    return None
 
 
 @register
@@ -39,7 +58,7 @@ class BusiSource(Source):
     organs = ("breast",)
     expected = (
         f"{FOLDER}/{{benign,malignant,normal}}/'<class> (N).png' with '<class> (N)_mask.png' "
-        f"beside each image (root: {FOLDER} or the folder containing it)."
+        f"beside each image (root: {FOLDER} or a folder holding it, up to two folders above)."
     )
     published = (
         "Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound images. "
@@ -47,16 +66,44 @@ class BusiSource(Source):
         "(also on Kaggle as 'Breast Ultrasound Images Dataset')."
     )
     license = "CC0-1.0"
+    download = (
+        "Kaggle 'Breast Ultrasound Images Dataset' (aryashah2k/breast-ultrasound-images-dataset, "
+        "archive.zip) or the authors' page cited in Data in Brief 28 (2020) 104863"
+    )
+    folder = "BUSI"
+    required = (f"{FOLDER}/benign/, {FOLDER}/malignant/, {FOLDER}/normal/ with '<class> (N).png' images",)
+    optional = (
+        "'<class> (N)_mask.png' (and _mask_1, _mask_2...) beside each image: without them "
+        "extra['masks'] is empty (masks are kept as paths, never captioned)",
+    )
+    quirks = (
+        f"{FOLDER}/ is found under up to two wrapper folders (e.g. BUSI/archive/{FOLDER}/); "
+        "__MACOSX/ and hidden folders are skipped",
+        "one image can have several masks (_mask, _mask_1, _mask_2): all are attached to it",
+        "a mask without its image is a reject; a file that is not an image is a reject",
+        "no patient ids: one patient may have several images, so rows are not grouped by patient",
+    )
+    grouping_note = (
+        "BUSI publishes no patient ids; one woman may have several images, so rows cannot be "
+        "grouped by patient (split by near-duplicate clusters instead)"
+    )
 
     def base(self) -> Path:
         """The folder that holds the class folders."""
-        for candidate in (self.root / FOLDER, self.root):
-            if candidate.is_dir() and any((candidate / c).is_dir() for c in CLASSES):
-                return candidate
-        raise SourceError(
-            f"{self.missing_message()} (looked for {FOLDER}/ or benign/, malignant/, normal/ "
-            f"folders in {self.root})"
-        )
+        bases, looked = find_layout(self.root, _holds_classes)
+        if len(bases) > 1:
+            shown = ", ".join(str(b) for b in bases)
+            raise SourceError(
+                f"source {self.name!r}: the BUSI class folders are in {len(bases)} places ({shown}); "
+                "point the source's path at one of them"
+            )
+        if not bases:
+            raise SourceError(
+                f"source {self.name!r}: no {FOLDER}/ or benign/, malignant/, normal/ folders in {self.root} "
+                f"or up to two folders below it; {describe_search(self.root, looked)}. Layout "
+                f"{self.layout!r} expects: {self.expected} Get it from: {self.published}"
+            )
+        return bases[0]
 
     def check(self) -> None:
         super().check()

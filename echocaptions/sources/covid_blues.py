@@ -22,6 +22,11 @@ COVID-19". The clinical variables themselves are not copied. From
 for a white lung and for consolidation); the score (Soldati 0-3) goes to
 ``extra["lung_severity_score"]``. Videos are listed once with ``expand=True``.
 A video whose patient has no clinical row is a reject.
+
+The videos are stored with Git LFS: a clone without ``git lfs pull`` holds
+small pointer files in their place. The base class turns each into a
+``git_lfs_pointer`` reject and says once, in the build summary, to run ``git
+lfs pull``; the clinical tables are plain files and still read.
 """
 
 from __future__ import annotations
@@ -88,6 +93,28 @@ class CovidBluesSource(Source):
         "https://github.com/NinaWie/COVID-BLUES."
     )
     license = "CC-BY-ND-4.0"
+    download = (
+        "git clone https://github.com/NinaWie/COVID-BLUES, then `git lfs pull` in it: the videos are "
+        "stored with Git LFS (install git-lfs first)"
+    )
+    folder = "COVID-BLUES"
+    required = (
+        f"{VIDEOS}/patient_<ID>_<POINT>[_<n>].mp4 (the real videos, fetched by `git lfs pull`)",
+        f"{CLINICAL} (patient_id, cov_test: the PCR result that gives the label)",
+    )
+    optional = (
+        f"{SEVERITY}: per-video A-lines / B-lines and Soldati score; without it clips have no lung "
+        "findings and no severity score",
+    )
+    quirks = (
+        "a clone without `git lfs pull` holds small Git LFS pointer files in place of the videos: "
+        "each is a git_lfs_pointer reject and the build says once to run `git lfs pull`",
+        "repeated recordings of one BLUE point are named patient_<ID>_<POINT>_2.mp4",
+        f"{CLINICAL} has one row per patient, in no id order, with over a hundred columns: only "
+        "patient_id and cov_test are read",
+        "B-lines 'no' with a Severity Score of 2 or 3 (white lung, consolidation) gives no B-line finding",
+        "cov_test 0 means a negative PCR, not a healthy lung: label normal means 'no COVID-19'",
+    )
 
     def check(self) -> None:
         super().check()

@@ -13,7 +13,7 @@ This module also holds the file-kind helpers the other adapters share.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -24,7 +24,10 @@ from echocaptions.sources.base import Source, register
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
 )
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"})
+# Suffixes are compared lower-cased (``.MP4`` is ``.mp4``); MPEG program streams come as ``.mpeg``/``.mpg``.
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpeg", ".mpg", ".gif"}
+)
 VOLUME_EXTENSIONS: frozenset[str] = frozenset({".nii", ".nii.gz", ".nrrd", ".mha"})
 MASK_PATTERN = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
 SPLIT_NAMES: dict[str, str] = {
@@ -67,6 +70,56 @@ def sorted_files(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
 
 
+# Folders an unzip leaves beside the data that never hold it (macOS resource forks).
+_NOT_DATA = frozenset({"__macosx"})
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    except OSError:
+        return []
+    return [
+        p for p in entries
+        if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in _NOT_DATA
+    ]
+
+
+def find_layout(
+    root: Path, found: Callable[[Path], Path | None], wrappers: int = 2
+) -> tuple[list[Path], list[Path]]:
+    """Where a downloaded layout sits under ``root``, with up to ``wrappers`` folders between.
+
+    Archives unzip into folders of their own (``archive/``, ``<name>/``, a
+    download folder), so a layout is looked for in ``root``, then one level
+    down, then two. ``found(folder)`` returns the layout's base folder when
+    ``folder`` holds (or is) the layout, else None. Returns the bases at the
+    shallowest level where any was found (several means the layout is there
+    twice) and every folder looked in, for the error message.
+    """
+    level, looked = [root], []
+    for _ in range(wrappers + 1):
+        looked += level
+        bases = [b for b in (found(f) for f in level) if b is not None]
+        if bases:
+            return list(dict.fromkeys(bases)), looked
+        level = [sub for f in level for sub in _subfolders(f)]
+    return [], looked
+
+
+def describe_search(root: Path, looked: list[Path], limit: int = 12) -> str:
+    """``looked in ...; found in <root>: ...`` for a layout that was not found."""
+    shown = [p.relative_to(root).as_posix() if p != root else "." for p in looked]
+    where = ", ".join(shown[:limit]) + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
+    try:
+        top = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
+    except OSError:
+        top = []
+    names = [p.name + ("/" if p.is_dir() else "") for p in top]
+    entries = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return f"looked in {where} (under {root}); found in {root}: {entries or 'nothing'}"
+
+
 def is_mask(path: Path) -> bool:
     name = Path(path).name
     return bool(MASK_PATTERN.search(name[: len(name) - len(extension(name))]))
@@ -98,6 +151,14 @@ class ImageFolderSource(Source):
     organs = ORGANS
     expected = "root/<class>/<image files> (png, jpg, bmp, tif, dcm, nii, mp4, gif...), one folder per class."
     published = "any folder of images sorted into class folders (no publisher)."
+    download = "your own images, one folder per class"
+    folder = "any folder; point at it with --source NAME=PATH"
+    required = ("ROOT/<class>/<images or videos>, with the organ option (or one organ per recipe source)",)
+    optional = ("label_map: folder name -> schema label, when folder names are not the schema's labels",)
+    quirks = (
+        "files directly under the root have no class: they are kept unlabelled",
+        "masks (*_mask.png, *_mask_1.png) are skipped; videos and GIFs are sampled by the video settings",
+    )
     Options = ImageFolderOptions
 
     def _label(self, folder: str) -> tuple[bool, str | None]:

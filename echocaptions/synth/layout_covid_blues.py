@@ -9,12 +9,15 @@ from what was drawn: ``A-lines`` / ``B-lines`` yes/no and a Soldati score
 (few B-lines 0, multiple 1, consolidation 2, confluent 3 with B-lines "no",
 as the raters did for a white lung). ``broken=True`` adds a clip whose
 patient has no clinical row, a misnamed clip, a note in ``lus_videos/`` and a
-truncated clip.
+truncated clip. ``lfs_pointers=True`` leaves what a clone without ``git lfs
+pull`` holds: in place of every ``.mp4`` a Git LFS pointer file naming the
+video's SHA-256 and size.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from pathlib import Path
 
@@ -66,7 +69,13 @@ def _csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> No
     _write_text(path, buffer.getvalue())
 
 
-def write_covid_blues(root: Path, ctx: _Ctx) -> Path:
+def lfs_pointer(data: bytes) -> str:
+    """The Git LFS pointer text that stands for ``data`` in a clone without its large files."""
+    return (f"version https://git-lfs.github.com/spec/v1\n"
+            f"oid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n")
+
+
+def write_covid_blues(root: Path, ctx: _Ctx, lfs_pointers: bool = False) -> Path:
     h, w = ctx.size
     ctx = _Ctx(ctx.seed, (h - h % 2, w - w % 2), ctx.per_class, ctx.broken, ctx.organs)
     clinical: list[dict[str, str]] = []
@@ -97,6 +106,10 @@ def write_covid_blues(root: Path, ctx: _Ctx) -> Path:
     _csv(root / "clinical_variables.csv", CLINICAL_COLUMNS, clinical)
     _csv(root / "severity.csv", SEVERITY_COLUMNS, severity)
     _write_text(root / "README.md", "# COVID-BLUES (phantom)\n\nVideos in lus_videos/.\n")
+    if lfs_pointers:
+        _write_text(root / ".gitattributes", "*.mp4 filter=lfs diff=lfs merge=lfs -text\n")
+        for video in sorted((root / "lus_videos").glob("*.mp4")):
+            _write_text(video, lfs_pointer(video.read_bytes()))
     return root
 
 

@@ -59,3 +59,15 @@ def test_bad_root_names_layout_and_publisher(tmp_path: Path) -> None:
             get_source_class("aul")("aul", root).check()
         message = str(err.value)
         assert "'aul'" in message and "Xu" in message and "7272660" in message
+
+
+def test_download_notes_match_the_zenodo_record() -> None:
+    from echocaptions.recipe import load_recipe
+
+    cls = get_source_class("aul")
+    assert "Zenodo record 7272660" in cls.download and "zenodo.org/records/7272660" in cls.download
+    paths = {s.path for name in ("liver", "multiorgan") for s in load_recipe(name).sources if s.layout == "aul"}
+    assert paths == {cls.folder}
+    assert any("Annotated_Ultrasound_Liver_Yiming" in q for q in cls.quirks)
+    assert any("Malignant" in q and "liver" in q and "outline" in q for q in cls.quirks)
+    assert any("segmentation/mass" in o for o in cls.optional) and cls.grouping_note

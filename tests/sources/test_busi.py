@@ -76,3 +76,14 @@ def test_bad_root_names_layout_and_publisher(tmp_path: Path, make: str) -> None:
         get_source_class("busi")("busi", root).check()
     message = str(err.value)
     assert "'busi'" in message and "Dataset_BUSI_with_GT" in message and "Al-Dhabyani" in message
+
+
+def test_download_notes_match_the_real_archive() -> None:
+    from echocaptions.recipe import load_recipe
+
+    cls = get_source_class("busi")
+    assert "Kaggle" in cls.download and "Data in Brief" in cls.download
+    paths = {s.path for name in ("breast", "multiorgan") for s in load_recipe(name).sources if s.layout == "busi"}
+    assert paths == {cls.folder}
+    assert any("archive/Dataset_BUSI_with_GT" in q and "__MACOSX" in q for q in cls.quirks)
+    assert all("Dataset_BUSI_with_GT" in r for r in cls.required) and cls.optional and cls.grouping_note

@@ -95,4 +95,18 @@ def test_build_opens_with_datasets(phantom: dict[str, Path], tmp_path: Path) -> 
     assert stats["read"] == 2 * (4 * PER_CLASS + 1)
     assert stats["rows"] > 0 and stats["rows"] + stats["rejected"] == stats["read"]
     assert sum(len(part) for part in ds.values()) == stats["rows"]
-    assert {r["patient_id"] for part in ds.values() for r in part} == {str(p) for p in range(1, 2 * PER_CLASS + 1)}
+    assert {r["patient_id"] for part in ds.values() for r in part} == {
+        f"covid_blues:{p}" for p in range(1, 2 * PER_CLASS + 1)}
+
+
+def test_download_notes_say_git_lfs_pull() -> None:
+    from echocaptions.recipe import load_recipe
+
+    cls = get_source_class("covid_blues")
+    assert "NinaWie/COVID-BLUES" in cls.download and "git lfs pull" in cls.download
+    paths = {s.path for name in ("lung", "multiorgan") for s in load_recipe(name).sources
+             if s.layout == "covid_blues"}
+    assert paths == {cls.folder}
+    assert any("pointer" in q and "git_lfs_pointer" in q for q in cls.quirks)
+    assert any("clinical_variables.csv" in r for r in cls.required)
+    assert any(o.startswith("severity.csv") for o in cls.optional)

@@ -17,6 +17,7 @@ from echocaptions.sources.fatty_liver import MAT_NAME, steatosis_grade
 from echocaptions.synth import make_phantom
 from echocaptions.synth.layout_covid_blues import CLINICAL_COLUMNS, N_FRAMES
 from echocaptions.synth.layout_nifti_folder import N_SLICES
+from echocaptions.synth.layouts import _POCUS_VARIANTS
 
 SIZE = (64, 96)
 PER_CLASS = 2
@@ -143,3 +144,119 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     first, other = digests(tmp_path / "a"), digests(tmp_path / "c")
     changed = {path.split("/")[0] for path in first if other.get(path) != first[path]}
     assert changed >= {"fatty_liver", "liver_fibrosis", "COVID-BLUES", "dicom", "nifti"}
+
+
+# --------------------------------------------------------------------------- options for real downloads
+
+REAL = ["busi", "aul", "pocus", "covid_blues"]
+
+
+@pytest.fixture(scope="module")
+def plain_and_real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    plain = tmp_path_factory.mktemp("plain")
+    real = tmp_path_factory.mktemp("real")
+    make_phantom(plain, per_class=PER_CLASS, seed=5, size=SIZE, layouts=REAL)
+    make_phantom(real, per_class=PER_CLASS, seed=5, size=SIZE, layouts=REAL, wrappers=True, variants=True,
+                 lfs_pointers=True)
+    return plain, real
+
+
+def test_options_are_recorded_only_when_asked(plain_and_real: tuple[Path, Path]) -> None:
+    import json
+
+    plain, real = (json.loads((p / "PHANTOM.json").read_text()) for p in plain_and_real)
+    assert set(plain) == {"organs", "per_class", "seed", "size", "broken", "layouts"}
+    assert {k: real[k] for k in set(real) - set(plain)} == {"wrappers": True, "variants": True,
+                                                            "lfs_pointers": True}
+
+
+def test_wrappers_only_move_the_files(plain_and_real: tuple[Path, Path]) -> None:
+    plain, real = plain_and_real
+    assert digests(real / "BUSI" / "archive") == digests(plain / "BUSI")
+    aul = digests(real / "AUL" / "Annotated_Ultrasound_Liver_Yiming")
+    dropped = {path for path in digests(plain / "AUL") if path not in aul}
+    assert dropped == {"Malignant/segmentation/liver/1.json", "Malignant/segmentation/outline/2.json"}
+    assert aul == {k: v for k, v in digests(plain / "AUL").items() if k not in dropped}
+
+
+def decoded(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="gray") for f in container.decode(video=0)]).astype(float)
+
+
+def test_pocus_variants_add_to_the_default(plain_and_real: tuple[Path, Path]) -> None:
+    plain, real = (p / "covid19_ultrasound" / "data" for p in plain_and_real)
+    before, after = digests(plain), digests(real)
+    for path, digest in before.items():
+        if path.endswith(".mp4"):  # libx264 bytes can differ between runs in one process; pixels cannot
+            assert np.abs(decoded(plain / path) - decoded(real / path)).mean() < 0.5, path
+        elif path != "dataset_metadata.csv":
+            assert after[path] == digest, path
+    old_csv = (plain / "dataset_metadata.csv").read_text()
+    new_csv = (real / "dataset_metadata.csv").read_text()
+    assert new_csv.startswith(old_csv)
+    added = sorted(set(after) - set(before))
+    assert added == sorted(f"pocus_videos/{folder}/{name}" for folder, name, _ in _POCUS_VARIANTS)
+    with open(real / "dataset_metadata.csv", newline="") as fh:
+        table = {row["Filename"]: row for row in csv.DictReader(fh)}
+    for _, name, kind in _POCUS_VARIANTS:
+        stem = name.rsplit(".", 1)[0].strip()
+        assert (stem in table) == (kind != "none")
+        if kind == "uncertain":
+            row = table[stem]
+            assert row["Current location"] == "pocus_videos/linear/label_uncertain" and row["Label"] == "COVID-19"
+            assert {row[c] for c in ("Effusion", "Consolidations", "B-lines", "A-lines", "Healthy")} == {"0"}
+    assert table["Cov-Butterfly-COVID Lung 2"]["Current location"] == "butterfly"
+
+
+def test_pocus_variant_clips_show_what_was_drawn(plain_and_real: tuple[Path, Path]) -> None:
+    import zlib
+
+    from echocaptions.synth.bmode import draw
+    from echocaptions.synth.layouts import _pocus_findings
+
+    data = plain_and_real[1] / "covid19_ultrasound" / "data"
+    labels = {"Cov": "covid", "Pneu": "pneumonia", "Reg": "normal", "Vir": "viral_pneumonia"}
+    for folder, name, _ in _POCUS_VARIANTS:
+        label = labels[name.split("_")[0]]
+        rng = np.random.default_rng([5, zlib.crc32("/".join(("pocus", "variant", name)).encode())])
+        drawn = draw("lung", label, _pocus_findings(label, rng), rng, SIZE, 6, masks=False).frames
+        frames = decoded(data / "pocus_videos" / folder / name)
+        assert len(frames) == len(drawn) == 6
+        assert all(np.abs(f - d).mean() < 12 for f, d in zip(frames, drawn, strict=True)), name
+
+
+def test_lfs_pointers_replace_only_the_videos(plain_and_real: tuple[Path, Path]) -> None:
+    from echocaptions.synth.layout_covid_blues import lfs_pointer
+
+    plain, real = (p / "COVID-BLUES" for p in plain_and_real)
+    videos = sorted((plain / "lus_videos").iterdir())
+    assert sorted(p.name for p in (real / "lus_videos").iterdir()) == [p.name for p in videos]
+    for video in videos:
+        text = (real / "lus_videos" / video.name).read_text()
+        size = int(text.rsplit("size ", 1)[1])
+        assert abs(size - video.stat().st_size) < 64  # the same clip (libx264 may differ by a few bytes)
+        assert text.startswith("version https://git-lfs.github.com/spec/v1\noid sha256:") and len(text) < 200
+    data = b"\x00\x00\x00\x18ftypmp42"
+    assert lfs_pointer(data) == (f"version https://git-lfs.github.com/spec/v1\n"
+                                 f"oid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n")
+    assert "filter=lfs" in (real / ".gitattributes").read_text()
+    assert {k: v for k, v in digests(real).items() if not k.startswith(("lus_videos/", ".git"))} == {
+        k: v for k, v in digests(plain).items() if not k.startswith("lus_videos/")}
+
+
+def test_real_options_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    options = {"per_class": 1, "seed": 9, "size": SIZE, "layouts": REAL, "broken": True, "wrappers": True,
+               "variants": True, "lfs_pointers": True}
+    make_phantom(tmp_path / "a", **options)
+    make_phantom(tmp_path / "b", **options)
+    a, b = digests(tmp_path / "a"), digests(tmp_path / "b")
+    assert set(a) == set(b)
+    # libx264 (.mp4 and the COVID-BLUES pointers naming them) can differ between runs in one process.
+    x264 = {k for k in a if k.lower().endswith(".mp4")}
+    assert len(x264) < len(a) // 2
+    assert {k: v for k, v in a.items() if k not in x264} == {k: v for k, v in b.items() if k not in x264}
+    mpeg = [k for k in a if k.endswith((".mov", ".avi", ".mpeg"))]
+    assert len(mpeg) == sum(not n.lower().endswith(".mp4") for _, n, _ in _POCUS_VARIANTS)
