@@ -1,24 +1,35 @@
 """BUS-BRA, a breast ultrasound dataset with BI-RADS categories (Gómez-Flores et al., Med. Phys. 2024).
 
-Layout as downloaded from Zenodo (``BUSBRA.zip``)::
+Layout as downloaded from Zenodo::
 
     BUSBRA/
-      Images/bus_0001-l.png, bus_0001-r.png, bus_0002-s.png, ...   (8-bit grayscale)
+      Images/bus_0001-l.png, bus_0001-r.png, ..., bus_0003-s.png   (8-bit grayscale)
       Masks/mask_0001-l.png, ...                                    (lesion masks)
-      bus_data.csv       ID, Case, Histology, Pathology, BIRADS, Device, Height, Width, Side, BBOX
-      5-fold-cv.csv      ID, kFold
-      10-fold-cv.csv     ID, kFold
+      bus_data.csv     ID, Case, Histology, Pathology, BIRADS, Device, Width, Height, Side, BBOX
+      5-fold-cv.csv    ID, Pathology, kFold, valid_1 ... valid_5
+      10-fold-cv.csv   ID, Pathology, kFold, valid_1 ... valid_10
+      LICENSE.txt
 
 The root may be ``BUSBRA`` itself or the folder containing it; ``source_path``
 is relative to ``BUSBRA`` so ids do not depend on which was given. Every image
 is matched to its ``bus_data.csv`` row by ``ID`` (the file name without
-``.png``). ``Case`` is the patient (a patient may have several images),
-``Pathology`` (benign / malignant, biopsy-proven) the label and ``BIRADS``
-(2, 3, 4, 5) the ``birads_category``. Histology, device, side, bounding box and
-the cross-validation folds stay in ``extra``; BUS-BRA has no official test
-split. Masks are not captioned: ``Masks/mask_<N>.png`` is attached to
-``Images/bus_<N>.png`` in ``extra["masks"]``. An image without a CSV row, a
-row without its image and a mask without its image are rejects.
+``.png``). ``Case`` is the patient: 1,064 patients, 811 of them with two views
+of one lesion (``-l`` / ``-r``, ``Side`` left / right) and 253 with one
+(``-s``, ``Side`` single). ``Pathology`` (benign / malignant, biopsy-proven) is
+the label and ``BIRADS`` (2, 3, 4, 5 in the published table) the
+``birads_category``, read per image (case 856 has 4 on one view and 5 on the
+other). Histology, device, side, size, bounding box and the cross-validation
+``kFold`` of each fold file stay in ``extra`` (the ``valid_k`` columns are not
+read); BUS-BRA has no official test split. Masks are not captioned:
+``Masks/mask_<N>.png`` is attached to ``Images/bus_<N>.png`` in
+``extra["masks"]``.
+
+Every value the adapter reads is checked: a ``Pathology`` other than benign /
+malignant, a ``BIRADS`` outside the BI-RADS categories, a ``Side`` other than
+left / right / single or an empty ``Case`` rejects the image, with the file,
+the value and the expected values. A row without ``ID``, a second row with the
+same ``ID``, an image without a row, a row without its image and a mask
+without its image are rejects too.
 """
 
 from __future__ import annotations
@@ -33,18 +44,25 @@ from echocaptions.sources.imagefolder import extension, media_kind, sorted_files
 
 FOLDER = "BUSBRA"
 TABLE = "bus_data.csv"
+COLUMNS: tuple[str, ...] = ("ID", "Case", "Pathology")  # the columns an item cannot do without
 FOLDS: tuple[tuple[str, str], ...] = (("5-fold-cv.csv", "5"), ("10-fold-cv.csv", "10"))
 PATHOLOGY: dict[str, str] = {"benign": "benign", "malignant": "malignant"}
-_EXTRA_COLUMNS: tuple[str, ...] = ("Histology", "Device", "Side", "BBOX", "Height", "Width")
+SIDES: tuple[str, ...] = ("left", "right", "single")
+_EXTRA_COLUMNS: tuple[str, ...] = ("Histology", "Device", "BBOX", "Height", "Width")
 
 
 def _clean(value: str | None) -> str:
     return (value or "").strip()
 
 
-def _read_table(path: Path) -> list[dict[str, str]]:
+def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and ``(line number, row)`` pairs of a CSV file, values stripped."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        return [{(k or "").strip(): _clean(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        reader = csv.DictReader(fh)
+        header = [_clean(k) for k in reader.fieldnames or ()]
+        rows = [(reader.line_num, {_clean(k): _clean(v) for k, v in row.items() if k is not None})
+                for row in reader]
+    return header, rows
 
 
 def birads_code(value: str) -> str | None:
@@ -67,9 +85,39 @@ class BusBraSource(Source):
     published = (
         "Gómez-Flores W, Gregorio-Calas MJ, Coelho de Albuquerque Pereira W. BUS-BRA: A breast "
         "ultrasound dataset for assessing computer-aided diagnosis systems. Medical Physics 51(4) "
-        "(2024); distributed on Zenodo (search 'BUS-BRA')."
+        "(2024); distributed on Zenodo (https://doi.org/10.5281/zenodo.7730709)."
     )
     license = "CC-BY-4.0"
+    download = (
+        "Zenodo, 'BUS-BRA: A breast ultrasound dataset with BI-RADS categories' "
+        "(https://doi.org/10.5281/zenodo.7730709): unpack it so that BUSBRA/ holds Images/, Masks/ "
+        "and the CSV files"
+    )
+    folder = FOLDER
+    required = (
+        "Images/bus_NNNN-{l,r,s}.png: the 1,875 images",
+        f"{TABLE}: Pathology (the label), BIRADS and Case (the patient) of every image",
+    )
+    optional = (
+        "Masks/mask_NNNN-{l,r,s}.png: lesion outlines, listed with each item but not published; "
+        "the build is the same without them",
+        "5-fold-cv.csv, 10-fold-cv.csv: the authors' cross-validation folds (kFold), listed with each "
+        "item but not published (the build makes its own patient-grouped splits); the build is the "
+        "same without them",
+    )
+    quirks = (
+        f"{TABLE} lists Width before Height; ID is the image file name without .png",
+        "1,875 images of 1,064 patients (Case): 811 patients have two views of one lesion "
+        "(bus_NNNN-l / -r, Side left / right), 253 one view (bus_NNNN-s, Side single); the build "
+        "keeps a patient's views in one split",
+        "BIRADS holds only 2, 3, 4 and 5 (no 4A / 4B / 4C) and is read per image: case 856 has 4 "
+        "on one view and 5 on the other",
+        "every image is benign or malignant (biopsy-proven): there is no normal class",
+        "the fold files also carry Pathology and valid_1 ... valid_k (0, 1, or NaN for the image's "
+        "own test fold); only kFold is read",
+        "Device names the scanner and probe frequency (e.g. 'GE Logiq 7 @10-14MHz'); kept as is",
+        "LICENSE.txt sits beside the tables and is not read",
+    )
 
     def base(self) -> Path:
         """The folder that holds ``Images/`` and ``bus_data.csv``."""
@@ -92,14 +140,7 @@ class BusBraSource(Source):
             return path.relative_to(base).as_posix()
 
         rows: dict[str, dict[str, str]] = {}
-        for row in _read_table(base / TABLE):
-            if row.get("ID"):
-                rows.setdefault(row["ID"], row)
-        if rows and "Pathology" not in next(iter(rows.values())):
-            raise SourceError(
-                f"source {self.name!r}: {base / TABLE} has no Pathology column; columns found: "
-                f"{sorted(next(iter(rows.values())))}. Expected: {self.expected}"
-            )
+        yield from self._rows(base, rows)
         folds = self._folds(base)
         masks: dict[str, list[Path]] = {}
         mask_dir = base / "Masks"
@@ -140,11 +181,32 @@ class BusBraSource(Source):
             for m in orphans:
                 yield self.reject(rel(m), reason, f"Images/{stem}.png")
 
+    def _rows(self, base: Path, rows: dict[str, dict[str, str]]) -> Iterator[Reject]:
+        """Fill ``rows`` (ID -> row) from the table; rows without an ID or with a repeated ID are rejects."""
+        header, table = _read_table(base / TABLE)
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise SourceError(
+                f"source {self.name!r}: {base / TABLE} lacks columns {missing}; columns found: "
+                f"{header}. Expected: {self.expected}"
+            )
+        first: dict[str, int] = {}
+        for line, row in table:
+            key = row.get("ID", "")
+            if not key:
+                yield self.reject(TABLE, f"row without ID: line {line} of {TABLE} has an empty ID",
+                                  "expected the image file name without .png, e.g. bus_0001-l")
+            elif key in rows:
+                yield self.reject(TABLE, f"repeated ID: line {line} of {TABLE} repeats ID {key!r}",
+                                  f"first on line {first[key]}; that row is used")
+            else:
+                rows[key], first[key] = row, line
+
     def _folds(self, base: Path) -> dict[str, dict[str, str]]:
         folds: dict[str, dict[str, str]] = {}
         for name, k in FOLDS:
             if (base / name).is_file():
-                for row in _read_table(base / name):
+                for _, row in _read_table(base / name)[1]:
                     if row.get("ID") and row.get("kFold"):
                         folds.setdefault(row["ID"], {})[k] = row["kFold"]
         return folds
@@ -158,12 +220,22 @@ class BusBraSource(Source):
         if label is None:
             return self.reject(
                 rel, f"label outside vocabulary: Pathology {pathology!r} in {TABLE} is not one of "
-                f"{sorted(PATHOLOGY)}")
+                f"{sorted(PATHOLOGY)}", f"row ID {row['ID']!r}")
         raw_birads = row.get("BIRADS", "")
         birads = birads_code(raw_birads) if raw_birads else None
         if raw_birads and birads is None:
-            return self.reject(rel, f"BIRADS {raw_birads!r} in {TABLE} is not a BI-RADS category",
-                               f"known: {FINDINGS_VOCABULARY['birads_category']}")
+            return self.reject(
+                rel, f"BI-RADS outside vocabulary: BIRADS {raw_birads!r} in {TABLE} is not one of "
+                f"{list(FINDINGS_VOCABULARY['birads_category'])}", f"row ID {row['ID']!r}")
+        side = row.get("Side", "").lower()
+        if side and side not in SIDES:
+            return self.reject(
+                rel, f"side outside vocabulary: Side {row['Side']!r} in {TABLE} is not one of "
+                f"{list(SIDES)}", f"row ID {row['ID']!r}")
+        if not row["Case"]:
+            return self.reject(
+                rel, f"no patient: Case is empty in {TABLE}",
+                f"row ID {row['ID']!r}; expected the case (patient) number, e.g. 1 for bus_0001-l")
         return SourceItem(
             source=self.name,
             dataset="bus_bra",
@@ -171,11 +243,12 @@ class BusBraSource(Source):
             path=str(image.resolve()),
             source_path=rel,
             label=label,
-            patient_id=row.get("Case") or None,
+            patient_id=row["Case"],
             findings={"birads_category": birads},
             extra={
                 "masks": masks,
                 "folds": folds,
+                "side": side or None,
                 **{c.lower(): row.get(c) or None for c in _EXTRA_COLUMNS},
             },
         )

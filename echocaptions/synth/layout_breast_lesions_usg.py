@@ -2,13 +2,22 @@
 
 ``per_class`` cases each of benign, malignant and normal, numbered in that
 interleaved order. The workbook ``BrEaST-Lesions-USG-clinical-data-Dec-15-2023.xlsx``
-(sheet ``BrEaST-Lesions-USG clinical dat``) spells the drawn findings in
-BrEaST's words: a not-circumscribed margin lists the drawn kind first and,
-for angular / microlobulated / spiculated, ``&indistinct`` after it (the
-adapter keeps the most suspicious part, which is the drawn one). Even-numbered benign
-cases get a second lesion (where it fits) and its ``caseNNN_other1.png`` mask;
-normal cases have no mask. The workbook is written with fixed timestamps so
-runs are byte-identical. ``broken`` adds a row without its image, an image
+has the real sheets (``BrEaST-Lesions-USG clinical dat`` and ``Data
+Dictionary``), columns, cell types (``CaseID`` and ``BIRADS`` 1, 2, 3, 5 as
+numbers, ``4a`` / ``4b`` / ``4c`` as text) and spellings, and states the drawn
+findings in BrEaST's words: a not-circumscribed margin lists the drawn kind
+first and, for angular / microlobulated / spiculated, ``&indistinct`` after it
+(the adapter keeps the most suspicious part, which is the drawn one); a
+heterogeneous background is ``heterogeneous: predominantly fat`` or ``...
+fibroglandular``. As in the real workbook, some cells use the encodings that
+carry no schema code, by case number: ``lactating&<composition>`` when
+``case % 4 == 2``, ``Tissue_composition`` ``not available`` when
+``case % 6 == 4``, ``Calcifications`` ``indefinable`` for a mass when
+``case % 5 == 0`` and ``Age`` ``not available`` when ``case % 6 == 1``.
+Even-numbered benign cases get a second lesion (where it fits) and its
+``caseNNN_other1.png`` mask; normal cases have no mask and ``not applicable``
+descriptors. The workbook is written with fixed timestamps so runs are
+byte-identical. ``broken`` adds a row without its image, an image
 without a row, a mask without its image, an unknown classification, a
 truncated image and a stray text file.
 """
@@ -21,6 +30,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from echocaptions.sources.breast_lesions_usg import IMAGES
@@ -44,19 +54,51 @@ COLUMNS: tuple[str, ...] = (
     "Verification", "Diagnosis", "Classification",
 )
 _STAMP = datetime(2023, 12, 15)
+DICTIONARY: tuple[tuple[str, str | None], ...] = (  # the real "Data Dictionary" sheet, below its header
+    ("Case_ID", "unique identifier"),
+    ("Image_filename", "filename(s) of ultrasound b-mode image(s)"),
+    ("Mask_tumor_filename", "filename(s) of binary mask overlaying a tumor"),
+    ("Mask_other_filename",
+     "filename(s) of binary mask overlaying other suspicious lesions in the image (e.g. cysts)"),
+    ("Pixel_size", "pixel size of the image in centimeters (allows calculating the physical size of "
+                   "objects in the image)"),
+    ("Age", "age of patient"),
+    ("Tissue_composition", "breast tissue composition assessed during examination"),
+    ("Signs", "objective observable abnormalities perceived by physician"),
+    ("Symptoms", "subjective experiences reported by patient"),
+    ("Shape", "BI-RADS descriptor"),
+    ("Margin", None), ("Echogenicity", None), ("Posterior_features", None), ("Halo", None),
+    ("Calcifications", None), ("Skin_thickening", None),
+    ("Interpretation", "image interpretation for mass differentiation"),
+    ("BIRADS", "BI-RADS category"),
+    ("Verification", "confirmed method for mass classification"),
+    ("Diagnosis", "histological type of mass"),
+    ("Classification", "lesion type (benign or malignant)"),
+)
+_TISSUE: dict[str, tuple[str, ...]] = {
+    "homogeneous_fat": ("homogeneous: fat",),
+    "homogeneous_fibroglandular": ("homogeneous: fibroglandular",),
+    "heterogeneous": ("heterogeneous: predominantly fat", "heterogeneous: predominantly fibroglandular"),
+}
 _SPELL: dict[str, dict[str, str]] = {
-    "birads_tissue": {"homogeneous_fat": "homogeneous: fat",
-                      "homogeneous_fibroglandular": "homogeneous: fibroglandular",
-                      "heterogeneous": "heterogeneous"},
     "birads_echo_pattern": {"complex_cystic_solid": "complex cystic/solid"},
     "birads_posterior": {"none": "no"},
     "birads_calcifications": {"none": "no", "in_mass": "in a mass", "outside_mass": "outside of a mass"},
 }
 _DIAGNOSIS: dict[str, tuple[str, ...]] = {
-    "benign": ("fibroadenoma", "cyst", "fibrocystic change"),
-    "malignant": ("invasive ductal carcinoma", "invasive lobular carcinoma"),
-    "normal": ("not applicable",),
+    "benign": ("Fibroadenoma", "Benign mammary dysplasia", "Intraductal papilloma"),
+    "malignant": ("Invasive carcinoma of no special type (NST)", "Invasive lobular carcinoma",
+                  "Ductal carcinoma in situ (DCIS)"),
 }
+_INTERPRETATION: dict[str, tuple[str, ...]] = {
+    "benign": ("Fibroadenoma", "Dysplasia&Fibroadenoma"),
+    "malignant": ("Suspicion of malignancy", "Suspicion of malignancy&Dysplasia"),
+}
+_SIGNS: tuple[str, ...] = ("no", "palpable", "not available", "skin retraction&palpable")
+_SYMPTOMS: tuple[str, ...] = (
+    "no", "not available", "family history of breast/ovarian cancer", "HRT/hormonal contraception",
+)
+_PIXEL_SIZES: tuple[float, ...] = (0.0078125, 0.006944444, 0.01078)
 
 
 def _spell(key: str, code: str | None) -> str:
@@ -73,12 +115,23 @@ def _margin(code: str | None) -> str:
     return f"not circumscribed - {code}" + ("" if code == "indistinct" else "&indistinct")
 
 
+def _tissue(code: str, case: int, rng: np.random.Generator) -> str:
+    if case % 6 == 4:
+        return "not available"
+    text = pick(rng, _TISSUE[code])
+    return f"lactating&{text}" if case % 4 == 2 else text
+
+
 def _birads(code: str) -> str | int:
     return int(code) if code.isdigit() else code
 
 
-def deterministic_xlsx(rows: list[dict[str, object]], columns: tuple[str, ...], sheet: str) -> bytes:
-    """An .xlsx workbook whose bytes depend only on its cells (fixed zip and document times)."""
+def deterministic_xlsx(rows: list[dict[str, object]], columns: tuple[str, ...], sheet: str,
+                       more: dict[str, list[tuple[object, ...]]] | None = None) -> bytes:
+    """An .xlsx workbook whose bytes depend only on its cells (fixed zip and document times).
+
+    ``rows`` fill the first sheet under a header of ``columns``; ``more`` adds sheets by name.
+    """
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -87,6 +140,10 @@ def deterministic_xlsx(rows: list[dict[str, object]], columns: tuple[str, ...], 
     ws.append(list(columns))
     for row in rows:
         ws.append([row.get(c) for c in columns])
+    for title, lines in (more or {}).items():
+        extra = wb.create_sheet(title)
+        for line in lines:
+            extra.append(list(line))
     wb.properties.creator = "echocaptions phantom"
     wb.properties.created = wb.properties.modified = _STAMP
     raw = io.BytesIO()
@@ -122,23 +179,32 @@ def _case(folder: Path, ctx: _Ctx, case: int, label: str, classification: str | 
             _save_png(_mask_png(mask), folder / others[-1])
         other = "&".join(others) or None
     mass = label != "normal"
+    verification = {"benign": pick(rng, ("confirmed by biopsy", "confirmed by follow-up care")),
+                    "malignant": "confirmed by biopsy", "normal": "not applicable"}[label]
+    if not mass:
+        interpretation = "not applicable"
+    elif label == "benign" and f.get("birads_echo_pattern") == "anechoic":
+        interpretation = "Simple cyst"
+    else:
+        interpretation = pick(rng, _INTERPRETATION[label])
+    calcifications = f.get("birads_calcifications") if mass else None
     return {
         "CaseID": case, "Image_filename": f"{name}.png", "Mask_tumor_filename": tumor,
-        "Mask_other_filename": other, "Pixel_size": 0.007, "Age": int(rng.integers(25, 85)),
-        "Tissue_composition": _spell("birads_tissue", f.get("birads_tissue")),
-        "Signs": pick(rng, ("no", "palpable")), "Symptoms": pick(rng, ("no", "not available")),
+        "Mask_other_filename": other, "Pixel_size": pick(rng, _PIXEL_SIZES),
+        "Age": "not available" if case % 6 == 1 else int(rng.integers(25, 85)),
+        "Tissue_composition": _tissue(f["birads_tissue"], case, rng),
+        "Signs": pick(rng, _SIGNS), "Symptoms": pick(rng, _SYMPTOMS),
         "Shape": _spell("birads_shape", f.get("birads_shape") if mass else None),
         "Margin": _margin(f.get("birads_margin") if mass else None),
         "Echogenicity": _spell("birads_echo_pattern", f.get("birads_echo_pattern") if mass else None),
         "Posterior_features": _spell("birads_posterior", f.get("birads_posterior") if mass else None),
         "Halo": ("yes" if label == "malignant" and rng.random() < 0.5 else "no") if mass else "not applicable",
-        "Calcifications": _spell("birads_calcifications", f.get("birads_calcifications") if mass else None),
-        "Skin_thickening": "no",
-        "Interpretation": "not applicable" if not mass else pick(rng, _DIAGNOSIS[label]),
+        "Calcifications": "indefinable" if mass and case % 5 == 0 else _spell("birads_calcifications", calcifications),
+        "Skin_thickening": "yes" if label == "malignant" and rng.random() < 0.2 else "no",
+        "Interpretation": interpretation,
         "BIRADS": _birads(f["birads_category"]),
-        "Verification": {"benign": "confirmed by follow-up care", "malignant": "confirmed by biopsy",
-                         "normal": "not applicable"}[label],
-        "Diagnosis": pick(rng, _DIAGNOSIS[label]),
+        "Verification": verification,
+        "Diagnosis": pick(rng, _DIAGNOSIS[label]) if verification == "confirmed by biopsy" else "not applicable",
         "Classification": classification or label,
     }
 
@@ -161,7 +227,8 @@ def write_breast_lesions_usg(root: Path, ctx: _Ctx) -> Path:
         _truncate(folder / f"case{m + 4:03d}.png")
         _write_text(folder / "readme.txt", "images and masks\n")
     root.mkdir(parents=True, exist_ok=True)
-    (root / WORKBOOK).write_bytes(deterministic_xlsx(rows, COLUMNS, SHEET))
+    dictionary = [("type", "description"), *DICTIONARY]
+    (root / WORKBOOK).write_bytes(deterministic_xlsx(rows, COLUMNS, SHEET, {"Data Dictionary": dictionary}))
     return root
 
 

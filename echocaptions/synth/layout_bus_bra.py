@@ -1,10 +1,15 @@
-"""Phantom BUS-BRA: ``BUSBRA/Images``, ``Masks``, ``bus_data.csv`` and the fold files.
+"""Phantom BUS-BRA: ``BUSBRA/Images``, ``Masks``, ``bus_data.csv``, the fold files and ``LICENSE.txt``.
 
 Cases alternate benign / malignant (``per_class`` of each); every third case
-has two views (``-l``, ``-r``) of the same lesion, the others one (``-s``).
-Images are 8-bit grayscale PNGs, masks 0/255 PNGs of the drawn lesion;
-``BIRADS`` is the drawn category reduced to BUS-BRA's 2, 3, 4, 5 and ``BBOX``
-the mask's bounding box. ``broken`` adds an image without a CSV row, a row
+has two views (``-l``, ``-r``; ``Side`` left / right) of the same lesion, the
+others one (``-s``; ``Side`` single). Images are 8-bit grayscale PNGs, masks
+0/255 PNGs of the drawn lesion. ``bus_data.csv`` has the real columns in the
+real order (``Width`` before ``Height``) and spellings (lower-case histology,
+devices such as ``GE Logiq 7 @10-14MHz``); ``BIRADS`` is the drawn category
+reduced to BUS-BRA's 2, 3, 4, 5 and ``BBOX`` the mask's bounding box written
+as ``[x,y,w,h]``. The fold files carry ``ID, Pathology, kFold`` and
+``valid_1 ... valid_k`` (``NaN`` for the image's own fold, else 1 or 0), with
+a patient's views in one fold. ``broken`` adds an image without a CSV row, a row
 without its image, a mask without its image, an unknown pathology, a truncated
 image and a stray ``Thumbs.db``.
 """
@@ -30,20 +35,23 @@ from echocaptions.synth.layouts import (
 from echocaptions.synth.reports import pick, sample_findings
 
 COLUMNS: tuple[str, ...] = (
-    "ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Height", "Width", "Side", "BBOX",
+    "ID", "Case", "Histology", "Pathology", "BIRADS", "Device", "Width", "Height", "Side", "BBOX",
 )
+SIDES: dict[str, str] = {"l": "left", "r": "right", "s": "single"}
 _HISTOLOGY: dict[str, tuple[str, ...]] = {
-    "benign": ("Fibroadenoma", "Fibrocystic changes", "Intraductal papilloma"),
-    "malignant": ("Invasive ductal carcinoma", "Invasive lobular carcinoma", "Ductal carcinoma in situ"),
+    "benign": ("fibroadenoma", "fibrocystic changes", "intraductal papilloma"),
+    "malignant": ("invasive ductal carcinoma", "invasive lobular carcinoma", "ductal carcinoma in situ"),
 }
-_DEVICES: tuple[str, ...] = ("GE Logiq 5", "GE Logiq 7", "Toshiba Aplio 300")
+_DEVICES: tuple[str, ...] = (
+    "GE Logiq 7 @10-14MHz", "GE Logiq 5 @10-12MHz", "Toshiba Aplio 300 @12-14 MHz", "U-Systems @10-14MHz",
+)
 
 
 def _bbox(mask: np.ndarray) -> str:
     ys, xs = np.nonzero(mask)
     if not len(xs):
         return "[]"
-    return f"[{int(xs.min())}, {int(ys.min())}, {int(xs.max() - xs.min() + 1)}, {int(ys.max() - ys.min() + 1)}]"
+    return f"[{int(xs.min())},{int(ys.min())},{int(xs.max() - xs.min() + 1)},{int(ys.max() - ys.min() + 1)}]"
 
 
 def _csv(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
@@ -60,19 +68,26 @@ def _case(root: Path, ctx: _Ctx, case: int, label: str, views: tuple[str, ...],
     rng = ctx.rng("bus_bra", case)
     first = draw("breast", label, sample_findings("breast", label, rng), rng, ctx.size)
     drawn = [first] + [draw("breast", first.label, dict(first.findings), rng, ctx.size) for _ in views[1:]]
-    side, device = pick(rng, ("left", "right")), pick(rng, _DEVICES)
+    device, histology = pick(rng, _DEVICES), pick(rng, _HISTOLOGY[label])
     rows = []
     for view, r in zip(views, drawn, strict=True):
         name = f"{case:04d}-{view}"
         _save_png(Image.fromarray(r.image, "L"), root / "Images" / f"bus_{name}.png")
         _save_png(_mask_png(r.masks[0]), root / "Masks" / f"mask_{name}.png")
         rows.append({
-            "ID": f"bus_{name}", "Case": str(case), "Histology": pick(rng, _HISTOLOGY[label]),
+            "ID": f"bus_{name}", "Case": str(case), "Histology": histology,
             "Pathology": pathology or label, "BIRADS": first.findings["birads_category"][0],
-            "Device": device, "Height": str(ctx.size[0]), "Width": str(ctx.size[1]), "Side": side,
+            "Device": device, "Width": str(ctx.size[1]), "Height": str(ctx.size[0]), "Side": SIDES[view],
             "BBOX": _bbox(r.masks[0]),
         })
     return rows
+
+
+def _fold_row(row: dict[str, str], own: int, k: int) -> dict[str, str]:
+    """A fold-file row: ``valid_j`` is NaN for the image's own test fold ``own``, else 1 or 0."""
+    case = int(row["Case"])
+    valid = {f"valid_{j}": "NaN" if j == own else str(int((case + j) % 5 != 0)) for j in range(1, k + 1)}
+    return {"ID": row["ID"], "Pathology": row["Pathology"], "kFold": str(own), **valid}
 
 
 def write_bus_bra(root: Path, ctx: _Ctx) -> Path:
@@ -97,8 +112,9 @@ def write_bus_bra(root: Path, ctx: _Ctx) -> Path:
     cases = sorted({int(r["Case"]) for r in rows})
     for k in (5, 10):
         fold = {case: i % k + 1 for i, case in enumerate(cases)}
-        _write_text(root / f"{k}-fold-cv.csv",
-                    _csv([{"ID": r["ID"], "kFold": str(fold[int(r["Case"])])} for r in rows], ("ID", "kFold")))
+        columns = ("ID", "Pathology", "kFold", *(f"valid_{j}" for j in range(1, k + 1)))
+        _write_text(root / f"{k}-fold-cv.csv", _csv([_fold_row(r, fold[int(r["Case"])], k) for r in rows], columns))
+    _write_text(root / "LICENSE.txt", "Creative Commons Attribution 4.0 International (CC BY 4.0)\n")
     return root
 
 

@@ -11,7 +11,7 @@ import pytest
 from echocaptions.sources import SourceError, get_source_class
 from tests.sources.conftest import PER_CLASS, read, reasons
 
-HEADER = "ID,Case,Histology,Pathology,BIRADS,Device,Height,Width,Side,BBOX\n"
+HEADER = "ID,Case,Histology,Pathology,BIRADS,Device,Width,Height,Side,BBOX\n"
 
 
 def rows(root: Path) -> dict[str, dict[str, str]]:
@@ -38,6 +38,7 @@ def test_phantom_items(phantom: dict[str, Path], no_pixels: None) -> None:
         assert item.extra["masks"] == [f"Masks/mask_{stem.removeprefix('bus_')}.png"]
         assert set(item.extra["folds"]) == {"5", "10"}
         assert item.extra["histology"] == row["Histology"]
+        assert item.extra["side"] == {"l": "left", "r": "right", "s": "single"}[stem[-1]] == row["Side"]
         assert (item.organ, item.dataset, item.license) == ("breast", "bus_bra", "CC-BY-4.0")
         assert item.split_hint is None and item.report is None
     two_views = [i for i in items if i.patient_id == "3"]
@@ -53,15 +54,39 @@ def test_root_may_be_the_parent_folder(phantom: dict[str, Path]) -> None:
 def test_spellings_and_missing_birads(tmp_path: Path) -> None:
     (tmp_path / "Images").mkdir()
     (tmp_path / "bus_data.csv").write_text(
-        HEADER + "bus_0001-l,1,Fibroadenoma,Benign,4A,GE,10,10,left,[]\n"
-        "bus_0002-s,2,Carcinoma,malignant,,GE,10,10,right,[]\n"
-        "bus_0003-s,3,Cyst,benign,7,GE,10,10,right,[]\n")
-    for n in ("0001-l", "0002-s", "0003-s"):
+        HEADER + "bus_0001-l,1,Fibroadenoma,Benign,4A,GE,10,10,Left,[]\n"
+        "bus_0002-s,2,Carcinoma,malignant,,GE,10,10,single,[]\n"
+        "bus_0003-s,3,Cyst,benign,7,GE,10,10,single,[]\n"
+        "bus_0004-s,4,Cyst,benign,2,GE,10,10,both,[]\n"
+        "bus_0005-s,,Cyst,benign,2,GE,10,10,single,[]\n"
+        ",6,Cyst,benign,2,GE,10,10,single,[]\n"
+        "bus_0001-l,1,Cyst,malignant,5,GE,10,10,left,[]\n")
+    for n in ("0001-l", "0002-s", "0003-s", "0004-s", "0005-s"):
         (tmp_path / "Images" / f"bus_{n}.png").write_bytes(b"png")
     items, rejects = read("bus_bra", tmp_path)
-    assert [(i.label, i.findings["birads_category"]) for i in items] == [("benign", "4a"), ("malignant", None)]
+    assert [(i.label, i.findings["birads_category"], i.extra["side"]) for i in items] == [
+        ("benign", "4a", "left"), ("malignant", None, "single")]
     assert items[0].extra["masks"] == [] and items[0].extra["folds"] == {}
-    assert reasons(rejects) == {"Images/bus_0003-s.png": "BIRADS '7' in bus_data.csv is not a BI-RADS category"}
+    assert reasons(rejects) == {
+        "Images/bus_0003-s.png": "BI-RADS outside vocabulary: BIRADS '7' in bus_data.csv is not one of "
+                                 "['0', '1', '2', '3', '4', '4a', '4b', '4c', '5', '6']",
+        "Images/bus_0004-s.png": "side outside vocabulary: Side 'both' in bus_data.csv is not one of "
+                                 "['left', 'right', 'single']",
+        "Images/bus_0005-s.png": "no patient: Case is empty in bus_data.csv",
+        "bus_data.csv": "repeated ID: line 8 of bus_data.csv repeats ID 'bus_0001-l'",
+    }
+    assert [r.reason for r in rejects if r.path == "bus_data.csv"] == [
+        "row without ID: line 7 of bus_data.csv has an empty ID",
+        "repeated ID: line 8 of bus_data.csv repeats ID 'bus_0001-l'"]
+
+
+def test_missing_columns_name_what_was_found(tmp_path: Path) -> None:
+    (tmp_path / "Images").mkdir()
+    (tmp_path / "bus_data.csv").write_text("ID,Pathology\nbus_0001-s,benign\n")
+    source = get_source_class("bus_bra")("bus_bra", tmp_path)
+    source.check()
+    with pytest.raises(SourceError, match=r"lacks columns \['Case'\]; columns found: \['ID', 'Pathology'\]"):
+        list(source.items())
 
 
 def test_broken_inputs_become_rejects(broken_phantom: dict[str, Path], no_pixels: None) -> None:
