@@ -36,6 +36,7 @@ its image, class outside the vocabulary, unknown file type) for reject tests.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import shutil
@@ -67,6 +68,7 @@ LAYOUT_FOLDERS: dict[str, str] = {
     "aul": "AUL",
     "pocus": "covid19_ultrasound",
     "report_corpus": "ultrasound_reports",
+    "report_corpus_zh": "ultrasound_reports_zh",
 }
 LAYOUT_ORGANS: dict[str, tuple[str, ...]] = {
     "busi": ("breast",),
@@ -74,6 +76,7 @@ LAYOUT_ORGANS: dict[str, tuple[str, ...]] = {
     "aul": ("liver",),
     "pocus": ("lung",),
     "report_corpus": ("breast", "thyroid", "liver"),
+    "report_corpus_zh": ("breast", "thyroid", "liver"),
 }
 
 
@@ -139,7 +142,7 @@ def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
         stream.thread_count = 1
         if codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "23",
-                              "x264-params": "threads=1:lookahead_threads=1"}
+                              "x264-params": "threads=1:lookahead_threads=1:mbtree=0"}
         for f in frames:
             rgb = np.repeat(f[:h, :w, None], 3, axis=2)
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
@@ -206,8 +209,10 @@ def _mask_png(mask: np.ndarray) -> Image.Image:
 # -- BUSI ------------------------------------------------------------------------
 
 
-def _busi(root: Path, ctx: _Ctx) -> Path:
-    base = root / "Dataset_BUSI_with_GT"
+def _busi(root: Path, ctx: _Ctx, wrappers: bool = False) -> Path:
+    """``wrappers``: as Kaggle's ``archive.zip`` unzipped into its own folder,
+    ``BUSI/archive/Dataset_BUSI_with_GT/``."""
+    base = root / "archive" / "Dataset_BUSI_with_GT" if wrappers else root / "Dataset_BUSI_with_GT"
     for label in ("benign", "malignant", "normal"):
         for n in range(1, ctx.per_class + 1):
             rng = ctx.rng("busi", label, n)
@@ -271,10 +276,18 @@ def _ddti_svg(mask: np.ndarray) -> str:
 
 
 def _ddti_case(
-    root: Path, ctx: _Ctx, number: int, label: str, n_images: int, tirads: str | None = None
+    root: Path, ctx: _Ctx, number: int, label: str, n_images: int, tirads: str | None = None,
+    written_number: int | None = None,
 ) -> None:
     """One case: every image shows the same nodule (the findings the first one drew), the
-    descriptors spell those findings and the category follows them (:func:`kwak_tirads`)."""
+    descriptors spell those findings and the category follows them (:func:`kwak_tirads`).
+
+    From case 7 on, cases carry the real files' irregularities, chosen by case number: an
+    empty ``<tirads>`` (numbers 2 or 4 modulo 5: 7, 9, 12, 14...), ``<sex>u</sex>`` (multiples
+    of 4), a trailing space after the echogenicity (multiples of 3) and doubled spaces inside
+    the margins (3 modulo 4). ``tirads`` overrides the category; ``written_number`` writes a
+    ``<number>`` that disagrees with the file name.
+    """
     rng = ctx.rng("ddti", number)
     spell = {tag: pick(rng, values) for tag, values in _DDTI_SPELLINGS[label].items()}
     findings: dict[str, str | None] = {
@@ -305,10 +318,24 @@ def _ddti_case(
     fields["reporteco"] = ddti_reporteco(spell, rng)
     if rng.random() < 0.3:
         fields["reportbacaf"] = "Bethesda II" if label == "benign" else pick(rng, ("Bethesda V", "Bethesda VI"))
-    _write_text(root / f"{number}.xml", _ddti_xml(number, fields, marks))
+    if number >= 7:
+        if number % 5 in (2, 4) and tirads is None:
+            fields["tirads"] = ""
+        if number % 4 == 0:
+            fields["sex"] = "u"
+        if number % 3 == 0:
+            fields["echogenicity"] += " "
+        if number % 4 == 3:
+            fields["margins"] = fields["margins"].replace(" ", "  ")
+    shown = number if written_number is None else written_number
+    _write_text(root / f"{number}.xml", _ddti_xml(shown, fields, marks))
 
 
 def _ddti(root: Path, ctx: _Ctx) -> Path:
+    """``per_class`` benign and malignant cases, alternating (odd numbers benign), every third
+    with two images. ``broken`` adds, after them: an XML that does not parse, a truncated image,
+    a category ``7``, an image without its XML, a missing second image and an XML whose
+    ``<number>`` disagrees with its file name."""
     root.mkdir(parents=True, exist_ok=True)
     total = 2 * ctx.per_class
     for number in range(1, total + 1):
@@ -326,15 +353,17 @@ def _ddti(root: Path, ctx: _Ctx) -> Path:
                    root / f"{m + 3}_1.jpg")
         _ddti_case(root, ctx, m + 4, "benign", 2)
         (root / f"{m + 4}_2.jpg").unlink()
+        _ddti_case(root, ctx, m + 5, "malignant", 1, written_number=m + 50)
     return root
 
 
 # -- AUL -------------------------------------------------------------------------
 
 
-def _aul_image(folder: Path, ctx: _Ctx, cls: str, n: int) -> None:
+def _aul_image(folder: Path, ctx: _Ctx, cls: str, n: int, without: tuple[str, ...] = ()) -> None:
     """An image with its field outline, liver outline and, when a lesion is drawn, the
-    outline of the largest one (AUL has one mass polygon per image)."""
+    outline of the largest one (AUL has one mass polygon per image); the polygon kinds
+    in ``without`` are not written (some real Malignant images lack one)."""
     label = cls.lower()
     rng = ctx.rng("aul", cls, n)
     r = draw("liver", label, sample_findings("liver", label, rng), rng, ctx.size)
@@ -344,22 +373,31 @@ def _aul_image(folder: Path, ctx: _Ctx, cls: str, n: int) -> None:
     if lesions:
         polygons["mass"] = mask_polygon(max(lesions, key=lambda m: int(m.sum())))
     for kind, points in polygons.items():
-        _write_text(folder / "segmentation" / kind / f"{n}.json", json.dumps(points))
+        if kind not in without:
+            _write_text(folder / "segmentation" / kind / f"{n}.json", json.dumps(points))
 
 
-def _aul(root: Path, ctx: _Ctx) -> Path:
+AUL_FOLDER = "Annotated_Ultrasound_Liver_Yiming"
+
+
+def _aul(root: Path, ctx: _Ctx, wrappers: bool = False, variants: bool = False) -> Path:
+    """``wrappers``: the class folders inside ``Annotated_Ultrasound_Liver_Yiming/``, as the
+    Zenodo archive unzips. ``variants``: Malignant image 1 has no liver polygon and image 2
+    no outline polygon, as some real ones."""
+    base = root / AUL_FOLDER if wrappers else root
+    missing = {1: ("liver",), 2: ("outline",)} if variants else {}
     for cls in ("Normal", "Benign", "Malignant"):
         for n in range(1, ctx.per_class + 1):
-            _aul_image(root / cls, ctx, cls, n)
+            _aul_image(base / cls, ctx, cls, n, missing.get(n, ()) if cls == "Malignant" else ())
     if ctx.broken:
         k = ctx.per_class + 1
-        _aul_image(root / "Benign", ctx, "Benign", k)
-        _truncate(root / "Benign" / "image" / f"{k}.jpg")
+        _aul_image(base / "Benign", ctx, "Benign", k)
+        _truncate(base / "Benign" / "image" / f"{k}.jpg")
         r = draw("liver", "malignant", {}, ctx.rng("aul", "orphan"), ctx.size)
-        _write_text(root / "Malignant" / "segmentation" / "mass" / f"{k}.json",
+        _write_text(base / "Malignant" / "segmentation" / "mass" / f"{k}.json",
                     json.dumps(mask_polygon(r.masks[0])))
-        _aul_image(root / "Cyst", ctx, "Benign", 1)
-        _write_text(root / "Benign" / "image" / "notes.txt", "scanned on site B\n")
+        _aul_image(base / "Cyst", ctx, "Benign", 1)
+        _write_text(base / "Benign" / "image" / "notes.txt", "scanned on site B\n")
     return root
 
 
@@ -432,7 +470,85 @@ def _pocus_row(name: str, location: str, raw_label: str, probe: str, patient: st
     return row
 
 
-def _pocus(root: Path, ctx: _Ctx) -> Path:
+# Real-world spellings (``variants=True``): folder under ``pocus_videos/``, file name, and
+# the table row it gets: ``rated`` (flags from the drawing), ``uncertain`` (a Bolzano clip:
+# location ``label_uncertain``, every flag 0 as in the real table) or ``none`` (no row).
+_POCUS_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("convex", "Cov_convex_sonographic_v1.mov", "rated"),
+    ("Convex", "Pneu_northumbria_set1_vid1.avi", "rated"),
+    ("convex", "Reg_Avi_lung-sliding.MP4", "rated"),
+    ("linear", "Cov_bolzano_Linee B 5.mpeg", "uncertain"),
+    ("linear/label_uncertain", "Cov_bolzano_Linee B 2.mpeg", "uncertain"),
+    ("linear/label_uncertain", "Cov_bolzano_sliding .mpeg", "uncertain"),
+    ("linear", "Vir_prospective_file1.mp4", "none"),
+)
+# Container, codec and frame rate per suffix (MPEG-1 allows 24, 25, 30... frames per second only).
+_POCUS_ENCODINGS: dict[str, tuple[str, str, int]] = {
+    ".mov": ("mov", "mpeg4", 10), ".avi": ("avi", "mpeg4", 10), ".mpeg": ("mpeg", "mpeg1video", 25),
+}
+
+
+def _save_video(frames: Sequence[np.ndarray], path: Path, container: str, codec: str, fps: int) -> None:
+    """Frames in ``container`` with ``codec``, single-threaded and bit-exact (reproducible bytes)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = (d - d % 2 for d in frames[0].shape[:2])
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container, options={"fflags": "+bitexact"}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        stream.options = {"flags": "+bitexact"}
+        for f in frames:
+            rgb = np.repeat(f[:h, :w, None], 3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    path.write_bytes(buffer.getvalue())
+
+
+def _pocus_variants(data: Path, ctx: _Ctx, size: tuple[int, int], n_frames: int) -> list[dict[str, str]]:
+    """The clips of :data:`_POCUS_VARIANTS` and their rows, plus a Butterfly row whose clip the
+    repository does not host (its scripts fetch it)."""
+    classes = {prefix: (raw, label) for prefix, raw, label in _POCUS_CLASSES}
+    rows: list[dict[str, str]] = []
+    for k, (folder, file_name, kind) in enumerate(_POCUS_VARIANTS):
+        suffix = Path(file_name).suffix
+        stem = file_name[: -len(suffix)]
+        raw_label, label = classes[stem.split("_", 1)[0]]
+        rng = ctx.rng("pocus", "variant", file_name)
+        r = draw("lung", label, _pocus_findings(label, rng), rng, size, n_frames, masks=False)
+        path = data / "pocus_videos" / folder / file_name
+        container, codec, fps = _POCUS_ENCODINGS.get(suffix.lower(), ("mp4", "", 10))
+        if codec:
+            _save_video(r.frames, path, container, codec, fps)
+        else:
+            _save_mp4(r.frames, path)
+        if kind == "none":
+            continue
+        probe = folder.split("/")[0].lower()
+        location = f"pocus_videos/{folder}" if kind == "rated" else "pocus_videos/linear/label_uncertain"
+        row = _pocus_row(stem.strip(), location, raw_label, probe, str(200 + k), dict(r.findings), rng,
+                         n_frames, size)
+        row["Framerate"] = str(fps)
+        if kind == "uncertain":
+            row.update({"Comments from web site": "Most patients were COVID-19 patients",
+                        "MD2": "B-lines", "Lung Severity Score": "", "Patient ID / Name": "",
+                        "InThisRepo": "No", "License": "None", "LinkToLicense": "N.A."})
+            for column in ("Effusion", "Consolidations", "B-lines", "A-lines",
+                           "Pleural line irregularities", "Air bronchogram", "Healthy"):
+                row[column] = "0"
+        rows.append(row)
+    rows.append(_pocus_row("Cov-Butterfly-COVID Lung 2", "butterfly", "COVID-19", "convex", "",
+                           {}, ctx.rng("pocus", "variant", "butterfly"), n_frames, size))
+    rows[-1]["InThisRepo"] = "No"
+    return rows
+
+
+def _pocus(root: Path, ctx: _Ctx, variants: bool = False) -> Path:
+    """``variants``: also the real files' spellings (:data:`_POCUS_VARIANTS`)."""
     data = root / "data"
     h, w = ctx.size
     size = (h - h % 2, w - w % 2)
@@ -469,6 +585,8 @@ def _pocus(root: Path, ctx: _Ctx) -> Path:
                                dict(r.findings), rng, 3, size))
         _save_mp4(frames, data / "pocus_videos" / "linear" / "Xyz-Unknown-1.mp4")
         _write_text(data / "pocus_videos" / "convex" / "README.txt", "videos from the POCUS atlas\n")
+    if variants:
+        rows += _pocus_variants(data, ctx, size, n_frames)
     data.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(POCUS_COLUMNS), lineterminator="\n")
@@ -483,6 +601,31 @@ def _pocus(root: Path, ctx: _Ctx) -> Path:
 _CATEGORY_TAG = {"breast": ("birads_category", "BI-RADS"), "thyroid": ("tirads_category", "TI-RADS")}
 
 
+def _corpus_study(
+    root: Path, ctx: _Ctx, rng: np.random.Generator, organ: str, label: str, prefix: str, n_images: int
+) -> tuple[list[str], dict[str, str | None]]:
+    """Draw one study's images as ``<prefix>/<k>.png``; its paths, and findings with the category set."""
+    sampled = sample_findings(organ, label, rng)
+    paths = []
+    drawn: Rendered | None = None
+    for k in range(n_images):
+        rel = f"{prefix}/{k}.png"
+        # Every image of a study shows what the first one drew.
+        r = draw(organ, label if drawn is None else drawn.label,
+                 sampled if drawn is None else dict(drawn.findings), rng, ctx.size, masks=False)
+        drawn = drawn or r
+        _save_png(Image.fromarray(r.image, "L"), root / rel)
+        paths.append(rel)
+    assert drawn is not None
+    findings: dict[str, str | None] = dict(drawn.findings)
+    category = _CATEGORY_TAG.get(organ, ("", ""))[0]
+    if category and sampled.get(category):
+        findings[category] = sampled[category]
+    if organ == "thyroid" and label != "normal":
+        findings["tirads_category"] = kwak_tirads(findings, label)
+    return paths, findings
+
+
 def _report_corpus(root: Path, ctx: _Ctx) -> Path:
     splits: dict[str, list[dict[str, object]]] = {"train": [], "val": [], "test": []}
     uid = 1000
@@ -491,25 +634,8 @@ def _report_corpus(root: Path, ctx: _Ctx) -> Path:
             for j in range(ctx.per_class):
                 uid += 1
                 rng = ctx.rng("report_corpus", uid)
-                sampled = sample_findings(organ, label, rng)
-                paths = []
-                drawn: Rendered | None = None
-                for k in range(2 if j % 3 == 1 else 1):
-                    rel = f"{organ}/{uid}/{k}.png"
-                    # Every image of a study shows what the first one drew.
-                    r = draw(organ, label if drawn is None else drawn.label,
-                             sampled if drawn is None else dict(drawn.findings), rng, ctx.size,
-                             masks=False)
-                    drawn = drawn or r
-                    _save_png(Image.fromarray(r.image, "L"), root / rel)
-                    paths.append(rel)
-                assert drawn is not None
-                findings: dict[str, str | None] = dict(drawn.findings)
-                category = _CATEGORY_TAG.get(organ, ("", ""))[0]
-                if category and sampled.get(category):
-                    findings[category] = sampled[category]
-                if organ == "thyroid" and label != "normal":
-                    findings["tirads_category"] = kwak_tirads(findings, label)
+                paths, findings = _corpus_study(root, ctx, rng, organ, label, f"{organ}/{uid}",
+                                                2 if j % 3 == 1 else 1)
                 labels = [label]
                 if organ in _CATEGORY_TAG and findings.get(_CATEGORY_TAG[organ][0]):
                     labels.append(f"{_CATEGORY_TAG[organ][1]} {findings[_CATEGORY_TAG[organ][0]]}")
@@ -536,12 +662,57 @@ def _report_corpus(root: Path, ctx: _Ctx) -> Path:
     return root
 
 
+def _report_corpus_zh(root: Path, ctx: _Ctx) -> Path:
+    """A Chinese report corpus as the public ones ship: ``annotation.json`` with a UTF-8 byte-order
+    mark, R2Gen keys ``id`` / ``report``, Chinese reports (two in five word-segmented with spaces)
+    carrying planted PHI (:func:`echocaptions.synth.reports.make_report_zh`).
+
+    The organ is given each way such corpora give it: breast records by an ``organ`` key (乳腺),
+    thyroid records by a label (甲状腺), liver images by their folder (``肝脏/<id>/0.png``); breast
+    and thyroid images lie under ``images/<id>/``. Class labels are Chinese (正常 / 良性 / 恶性).
+    ``broken`` adds a record whose organ no rule gives.
+    """
+    from echocaptions.synth.reports import ZH_LABELS, ZH_ORGANS, make_report_zh
+
+    splits: dict[str, list[dict[str, object]]] = {"train": [], "val": [], "test": []}
+    uid = 5000
+    for organ in (o for o in LAYOUT_ORGANS["report_corpus_zh"] if o in ctx.organs):
+        for label in ("normal", "benign", "malignant"):
+            for j in range(ctx.per_class):
+                uid += 1
+                rng = ctx.rng("report_corpus_zh", uid)
+                folder = ZH_ORGANS[organ] if organ == "liver" else "images"
+                paths, findings = _corpus_study(root, ctx, rng, organ, label, f"{folder}/{uid}",
+                                                2 if j % 3 == 1 else 1)
+                labels = [ZH_LABELS[label]]
+                if organ == "thyroid":
+                    labels.insert(0, ZH_ORGANS[organ])
+                if organ in _CATEGORY_TAG and findings.get(_CATEGORY_TAG[organ][0]):
+                    labels.append(f"{_CATEGORY_TAG[organ][1]} {findings[_CATEGORY_TAG[organ][0]]}类")
+                report = make_report_zh(organ, label, findings, rng, segmented=uid % 5 in (1, 3))
+                record: dict[str, object] = {"id": str(uid), "report": report.text, "image_path": paths,
+                                             "labels": labels}
+                if organ == "breast":
+                    record["organ"] = ZH_ORGANS[organ]
+                split = ("train",) * 7 + ("val",) + ("test",) * 2
+                splits[split[uid % 10]].append(record)
+    if ctx.broken and splits["train"]:
+        rng = ctx.rng("report_corpus_zh", "broken")
+        _save_png(Image.fromarray(render("breast", "benign", {}, rng, ctx.size), "L"),
+                  root / "images" / "9101" / "0.png")
+        splits["train"].append({"id": "9101", "report": "未见明显异常。", "image_path": ["images/9101/0.png"],
+                                "labels": [ZH_LABELS["benign"]]})
+    _write_text(root / "annotation.json", "\ufeff" + json.dumps(splits, indent=2, ensure_ascii=False) + "\n")
+    return root
+
+
 _WRITERS: dict[str, Callable[[Path, _Ctx], Path]] = {
     "busi": _busi,
     "ddti": _ddti,
     "aul": _aul,
     "pocus": _pocus,
     "report_corpus": _report_corpus,
+    "report_corpus_zh": _report_corpus_zh,
 }
 
 
@@ -577,11 +748,24 @@ def make_phantom(
     size: tuple[int, int] = (256, 320),
     broken: bool = False,
     layouts: Sequence[str] | None = None,
+    wrappers: bool = False,
+    variants: bool = False,
+    lfs_pointers: bool = False,
 ) -> dict[str, Path]:
     """Write phantom sources under ``out``; return ``{layout name: source root}``.
 
     Only layouts that cover one of ``organs`` (default: all) and are named in
-    ``layouts`` (default: all registered) are written.
+    ``layouts`` (default: all registered) are written. Three options write what
+    users meet in real downloads; each layout writer takes those it knows (a
+    keyword of the same name) and the default output stays byte for byte the same:
+
+    - ``wrappers``: archives unzipped into a folder of their own
+      (``BUSI/archive/Dataset_BUSI_with_GT/``, ``AUL/Annotated_Ultrasound_Liver_Yiming/``);
+    - ``variants``: the real files' irregular spellings (POCUS ``_`` and spaced names,
+      ``.MP4``/``.mov``/``.avi``/``.mpeg`` clips, ``Convex/`` and ``label_uncertain/``
+      folders; AUL Malignant images without a liver or outline polygon);
+    - ``lfs_pointers``: Git LFS pointer files in place of the COVID-BLUES videos (a clone
+      without ``git lfs pull``).
     """
     if layouts is not None:
         unknown_layouts = sorted(set(layouts) - set(_WRITERS))
@@ -597,6 +781,8 @@ def make_phantom(
     out.mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(seed=seed, size=(int(size[0]), int(size[1])), per_class=per_class, broken=broken,
                organs=chosen)
+    asked = {k: v for k, v in (("wrappers", wrappers), ("variants", variants),
+                                ("lfs_pointers", lfs_pointers)) if v}
     roots: dict[str, Path] = {}
     for layout, writer in _WRITERS.items():
         if not set(LAYOUT_ORGANS[layout]) & set(chosen):
@@ -605,8 +791,10 @@ def make_phantom(
             continue
         folder = out / LAYOUT_FOLDERS[layout]
         _fresh(folder, out)
-        roots[layout] = writer(folder, ctx)
-    params = {"organs": list(chosen), "per_class": per_class, "seed": seed, "size": list(ctx.size),
-              "broken": broken, "layouts": sorted(roots)}
+        known = inspect.signature(writer).parameters
+        roots[layout] = writer(folder, ctx, **{k: v for k, v in asked.items() if k in known})
+    params: dict[str, object] = {"organs": list(chosen), "per_class": per_class, "seed": seed,
+                                 "size": list(ctx.size), "broken": broken, "layouts": sorted(roots)}
+    params.update(asked)
     _write_text(out / MARKER, json.dumps(params, indent=2, sort_keys=True) + "\n")
     return roots
