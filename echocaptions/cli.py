@@ -207,6 +207,15 @@ def synth(
     organs: Annotated[str, typer.Option(help="Comma-separated organs.")] = "breast,thyroid,liver,lung",
     per_class: Annotated[int, typer.Option(min=1, help="Images per class and layout.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    wrappers: Annotated[
+        bool, typer.Option(help="Archives unzipped into wrapper folders (BUSI/archive/..., AUL/Annotated_...).")
+    ] = False,
+    variants: Annotated[
+        bool, typer.Option(help="The real files' irregular spellings (POCUS '_' names, .MP4/.mpeg, Convex/).")
+    ] = False,
+    lfs_pointers: Annotated[
+        bool, typer.Option(help="Git LFS pointer files in place of the COVID-BLUES videos.")
+    ] = False,
 ) -> None:
     """Write phantom ultrasound data in the public datasets' layouts."""
     from echocaptions.schema import ORGANS
@@ -216,16 +225,57 @@ def synth(
     bad = [o for o in chosen if o not in ORGANS]
     if bad:
         _fail(f"--organs: unknown {bad}; allowed: {', '.join(ORGANS)}")
-    roots = make_phantom(out, organs=chosen, per_class=per_class, seed=seed)
+    roots = make_phantom(
+        out, organs=chosen, per_class=per_class, seed=seed, wrappers=wrappers, variants=variants,
+        lfs_pointers=lfs_pointers,
+    )
     for layout, root in roots.items():
         typer.echo(f"{layout:15s} {root}")
 
 
-@app.command()
-def sources() -> None:
-    """List source layouts and what each expects on disk."""
+def sources_markdown() -> str:
+    """Where to get each layout and how to lay it out, as the README's Markdown (one source of truth)."""
     from echocaptions.sources import registry
 
+    def text(value: str) -> str:
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+    def cell(values: tuple[str, ...] | str) -> str:
+        items = (values,) if isinstance(values, str) else values
+        return "<br>".join(text(v) for v in items if v) or "–"
+
+    lines = [
+        "| layout | organ | get it from | folder under the data root | required | optional |",
+        "|---|---|---|---|---|---|",
+    ]
+    details = []
+    for layout, cls in registry().items():
+        lines.append(
+            f"| `{layout}` | {', '.join(cls.organs)} | {cell(cls.download)} | {cell(cls.folder)} | "
+            f"{cell(cls.required or cls.expected)} | {cell(cls.optional)} |"
+        )
+        notes = [f"- {text(q)}" for q in cls.quirks]
+        if cls.grouping_note:
+            notes.append(f"- patients: {text(cls.grouping_note)}")
+        notes.append(f"- cite: {text(cls.published)}")
+        details.append(f"**`{layout}`**\n\n" + "\n".join(notes))
+    return "\n".join(lines) + (
+        "\n\n<details><summary>Known facts of the real files, per layout (and what to cite)</summary>\n\n"
+        + "\n\n".join(details)
+        + "\n\n</details>\n"
+    )
+
+
+@app.command()
+def sources(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the README's Markdown table.")] = False,
+) -> None:
+    """List source layouts: where to download each, the folder, required and optional files, known quirks."""
+    from echocaptions.sources import registry
+
+    if markdown:
+        typer.echo(sources_markdown(), nl=False)
+        return
     for layout, cls in registry().items():
         typer.echo(f"{layout}  [{', '.join(cls.organs)}]")
         if cls.download:
@@ -322,6 +372,7 @@ def publish(
         _fail(str(exc))
     action = "would upload" if dry_run else "uploaded"
     typer.echo(f"{action} {len(plan.files)} files to datasets/{plan.repo_id}: splits {plan.splits}")
+
 
 
 if __name__ == "__main__":

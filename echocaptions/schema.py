@@ -83,6 +83,10 @@ FINDINGS_BY_ORGAN: dict[str, tuple[str, ...]] = {
 }
 
 CAPTION_SOURCES: tuple[str, ...] = ("report", "template", "llm")
+# Item facts a source records in ``extra`` that reach ``caption_meta.flags`` (comma-separated):
+# a DICOM header saying the pixels show text; a label its publisher marks as uncertain.
+# Report corpus items add ``organ_from=<rule>`` (key, label, folder or option).
+ROW_FLAGS: tuple[str, ...] = ("burned_in_annotation", "label_uncertain")
 ROLES: tuple[str, ...] = ("train", "eval")
 
 

@@ -38,7 +38,15 @@ from echocaptions.captions.report_stage import ReportOutcome, ReportStage
 from echocaptions.captions.translate import ReportTranslator
 from echocaptions.imaging.stage import _atomic_write
 from echocaptions.resources import bundled_dir
-from echocaptions.schema import Caption, Record, SourceItem, arrow_schema, phash_hex, record_to_row
+from echocaptions.schema import (
+    ROW_FLAGS,
+    Caption,
+    Record,
+    SourceItem,
+    arrow_schema,
+    phash_hex,
+    record_to_row,
+)
 
 STAGED_COLUMNS = ["id", "frame", "width", "height", "sha256", "phash", "item"]
 
@@ -202,8 +210,11 @@ def run_caption_shard(task: CaptionTask) -> dict[str, Any]:
         caption, caption_source, captions, meta = tools.policy.choose(
             row["id"], item, findings, outcome.result, answer
         )
-        if item.extra.get("burned_in_annotation"):
-            meta["flags"] = "burned_in_annotation"
+        flags = [name for name in ROW_FLAGS if item.extra.get(name)]
+        if item.extra.get("organ_from"):  # which rule gave a report corpus item its organ
+            flags.append(f"organ_from={item.extra['organ_from']}")
+        if flags:
+            meta["flags"] = ",".join(flags)
         record = Record(
             id=row["id"],
             image=b"",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -80,3 +81,47 @@ def test_pointers_and_unlabelled_rows_are_reported_once(tmp_path: Path) -> None:
     html = write_report(out).read_text()
     assert f'id="unlabelled-f">{counts["unlabelled"]}</td>' in html
     assert "git lfs pull" in html
+
+
+def test_row_flags_reach_caption_meta(tmp_path: Path) -> None:
+    """POCUS clips of unconfirmed label and the organ rule of report corpus rows are published flags."""
+    import datasets
+
+    from echocaptions.synth import make_phantom
+
+    data = tmp_path / "data"
+    make_phantom(data, per_class=2, size=(64, 80), layouts=["pocus", "report_corpus_zh"], variants=True)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: flags\nsources:\n"
+        "  - {name: pocus, layout: pocus, path: covid19_ultrasound/data}\n"
+        "  - {name: zh, layout: report_corpus, path: ultrasound_reports_zh}\n"
+        "captions: {policy: [report, template]}\n"
+        "dedup: {enabled: false}\nvideo: {fps: 1.0, max_frames: 2}\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["build", "--recipe", str(recipe), "--data-root", str(data), "--out", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [r for part in datasets.load_dataset(str(out)).values() for r in part]
+    with (data / "covid19_ultrasound" / "data" / "dataset_metadata.csv").open(newline="") as fh:
+        # the table places a clip in label_uncertain/ by its location, whatever folder holds it
+        table_uncertain = {
+            row["Filename"].strip() for row in csv.DictReader(fh) if "label_uncertain" in row["Current location"]
+        }
+
+    def uncertain(source_path: str) -> bool:
+        stem = Path(source_path).name.rsplit(".", 1)[0].strip()
+        return "label_uncertain/" in source_path or stem in table_uncertain
+
+    assert any(uncertain(r["source_path"]) for r in rows if r["dataset"] == "pocus")
+    for r in rows:
+        flags = (r["caption_meta"]["flags"] or "").split(",")
+        if r["dataset"] == "pocus":
+            assert ("label_uncertain" in flags) == uncertain(r["source_path"]), r["source_path"]
+        else:
+            (rule,) = [f for f in flags if f.startswith("organ_from=")]
+            assert rule.split("=", 1)[1] in {"organ_key", "label", "folder", "option"}
+    zh_rules = {f for r in rows if r["dataset"] != "pocus" for f in (r["caption_meta"]["flags"] or "").split(",")}
+    assert {"organ_from=organ_key", "organ_from=label", "organ_from=folder"} <= zh_rules
