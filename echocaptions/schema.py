@@ -54,7 +54,8 @@ FINDINGS_VOCABULARY: dict[str, tuple[str, ...]] = {
         "heterogeneous",
     ),
     "birads_posterior": ("none", "enhancement", "shadowing", "combined"),
-    "birads_calcifications": ("none", "in_mass", "outside_mass", "intraductal"),
+    # indeterminate: the reader could not tell (BrEaST's "indefinable")
+    "birads_calcifications": ("none", "in_mass", "outside_mass", "intraductal", "indeterminate"),
     # Thyroid: ACR TI-RADS (2017) feature groups, plus the older Kwak categories.
     "tirads_category": ("1", "2", "3", "4", "4a", "4b", "4c", "5"),
     "tirads_composition": ("cystic", "spongiform", "mixed", "solid"),

@@ -48,9 +48,9 @@ workbook) become schema codes:
 
 In every one of these columns ``not applicable`` (the 4 normal cases) and
 ``not available`` leave the value unset. ``indefinable`` (Calcifications of
-cases 58 and 73) means the reader could not tell: the finding stays unset and
-the column is listed in ``extra["indefinable"]``, since the schema has no code
-for it. Any other value rejects the image, with the workbook, the column, the
+cases 58 and 73) means the reader could not tell: ``birads_calcifications`` is
+``indeterminate`` (a column without such a code would stay unset), and the
+column is listed in ``extra["indefinable"]``. Any other value rejects the image, with the workbook, the column, the
 value and the expected spellings. ``Signs``, ``Symptoms``, ``Interpretation``,
 ``Diagnosis`` (free text, ``&``-joined) and ``Pixel_size`` (cm) are kept as
 they are in ``extra``. The Data Dictionary allows several ``Image_filename``
@@ -262,6 +262,8 @@ def code_row(row: dict[str, str], table: str) -> CodedRow | str:
             continue
         if _norm(raw) == INDEFINABLE:
             indefinable.append(d.column)
+            if "indeterminate" in FINDINGS_VOCABULARY[d.key]:
+                findings[d.key] = "indeterminate"
             continue
         findings[d.key] = d.convert(raw)
         if findings[d.key] is None:
@@ -321,8 +323,8 @@ class BreastLesionsUsgSource(Source):
         "Tissue_composition 'heterogeneous: predominantly fat / fibroglandular' maps to "
         "heterogeneous; 'lactating&<composition>' maps the composition; 'lactating' alone (case 31) "
         "names no composition, so birads_tissue stays empty",
-        "Calcifications 'indefinable' (cases 58, 73) has no BI-RADS code: birads_calcifications "
-        "stays empty",
+        "Calcifications 'indefinable' (cases 58, 73: the reader could not tell) becomes "
+        "birads_calcifications = indeterminate",
         "the Data Dictionary sheet spells the first column Case_ID; the data sheet says CaseID",
         "Margin lists every not-circumscribed part ('not circumscribed - spiculated&angular&"
         "indistinct'); the most suspicious part is kept",

@@ -41,7 +41,8 @@ def test_phantom_items(phantom: dict[str, Path], no_pixels: None) -> None:
         assert item.extra["tissue_composition"] == row["Tissue_composition"]
         indefinable = item.label != "normal" and case % 5 == 0
         assert item.extra["indefinable"] == (["Calcifications"] if indefinable else [])
-        assert (item.findings["birads_calcifications"] is None) == (indefinable or item.label == "normal")
+        assert (item.findings["birads_calcifications"] is None) == (item.label == "normal")
+        assert (item.findings["birads_calcifications"] == "indeterminate") == indefinable
         if item.label == "normal":
             assert item.extra["masks"] == [] and item.findings["birads_shape"] is None
             assert item.extra["halo"] is None and item.extra["verification"] is None
@@ -87,7 +88,7 @@ def test_descriptor_spellings(tmp_path: Path) -> None:
     assert three.findings["birads_shape"] is None and three.label == "normal"
     assert four.findings == {"birads_tissue": "heterogeneous", "birads_shape": "round",
                              "birads_margin": "spiculated", "birads_echo_pattern": "hyperechoic",
-                             "birads_posterior": "none", "birads_calcifications": None,
+                             "birads_posterior": "none", "birads_calcifications": "indeterminate",
                              "birads_category": "4c"}
     assert four.extra["lactating"] is True and four.extra["indefinable"] == ["Calcifications"]
     assert four.extra["tissue_composition"] == "lactating&heterogeneous: predominantly fat"

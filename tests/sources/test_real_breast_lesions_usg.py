@@ -65,7 +65,7 @@ ECHOGENICITY = {"hypoechoic": (148, "hypoechoic"), "heterogeneous": (57, "hetero
 POSTERIOR = {"no": (159, "none"), "shadowing": (50, "shadowing"), "enhancement": (36, "enhancement"),
              "combined": (7, "combined"), "not applicable": (4, None)}
 CALCIFICATIONS = {"no": (225, "none"), "in a mass": (23, "in_mass"), "not applicable": (4, None),
-                  "intraductal": (2, "intraductal"), "indefinable": (2, None)}
+                  "intraductal": (2, "intraductal"), "indefinable": (2, "indeterminate")}
 HALO = {"no": (197, False), "yes": (55, True), "not applicable": (4, None)}
 SKIN_THICKENING = {"no": (241, False), "yes": (15, True)}
 VERIFICATION = {"confirmed by biopsy": (197, "biopsy"), "confirmed by follow-up care": (55, "follow_up"),
@@ -156,5 +156,5 @@ def test_real_build(tree: Path, tmp_path: Path) -> None:
     assert result.stats["rejected"] == 0
     assert len(rows) == 256 and len({r["patient_id"] for r in rows}) == 256
     by_path = {r["source_path"]: r for r in rows}
-    assert by_path[f"{IMAGES}/case058.png"]["findings"]["birads_calcifications"] is None
+    assert by_path[f"{IMAGES}/case058.png"]["findings"]["birads_calcifications"] == "indeterminate"
     assert by_path[f"{IMAGES}/case045.png"]["findings"]["birads_tissue"] == "homogeneous_fibroglandular"
