@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from echocaptions.schema import Reject, SourceItem
-from echocaptions.sources.base import Source, SourceError, register
+from echocaptions.sources.base import Source, register
 from echocaptions.sources.imagefolder import (
-    describe_search,
     extension,
-    find_layout,
+    locate_layout,
     media_kind,
     natural_key,
     sorted_files,
@@ -100,20 +99,7 @@ class AulSource(Source):
 
     def base(self) -> Path:
         """The folder that holds the class folders."""
-        bases, looked = find_layout(self.root, _holds_classes)
-        if len(bases) > 1:
-            shown = ", ".join(str(b) for b in bases)
-            raise SourceError(
-                f"source {self.name!r}: the AUL class folders are in {len(bases)} places ({shown}); "
-                "point the source's path at one of them"
-            )
-        if not bases:
-            raise SourceError(
-                f"source {self.name!r}: no AUL class folders ({FOLDER}/ or <Class>/image/) in {self.root} "
-                f"or up to two folders below it; {describe_search(self.root, looked)}. Layout {self.layout!r} "
-                f"expects: {self.expected} Get it from: {self.published}"
-            )
-        return bases[0]
+        return locate_layout(self, _holds_classes, f"AUL class folders ({FOLDER}/ or <Class>/image/)")
 
     def check(self) -> None:
         super().check()

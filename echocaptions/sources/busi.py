@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from echocaptions.schema import Reject, SourceItem
-from echocaptions.sources.base import Source, SourceError, register
+from echocaptions.sources.base import Source, register
 from echocaptions.sources.imagefolder import (
-    describe_search,
     extension,
-    find_layout,
+    locate_layout,
     media_kind,
     natural_key,
     sorted_files,
@@ -90,20 +89,7 @@ class BusiSource(Source):
 
     def base(self) -> Path:
         """The folder that holds the class folders."""
-        bases, looked = find_layout(self.root, _holds_classes)
-        if len(bases) > 1:
-            shown = ", ".join(str(b) for b in bases)
-            raise SourceError(
-                f"source {self.name!r}: the BUSI class folders are in {len(bases)} places ({shown}); "
-                "point the source's path at one of them"
-            )
-        if not bases:
-            raise SourceError(
-                f"source {self.name!r}: no {FOLDER}/ or benign/, malignant/, normal/ folders in {self.root} "
-                f"or up to two folders below it; {describe_search(self.root, looked)}. Layout "
-                f"{self.layout!r} expects: {self.expected} Get it from: {self.published}"
-            )
-        return bases[0]
+        return locate_layout(self, _holds_classes, f"{FOLDER}/ or benign/, malignant/, normal/ folders")
 
     def check(self) -> None:
         super().check()

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from echocaptions.schema import LABELS, ORGANS, Reject, SourceItem
-from echocaptions.sources.base import Source, register
+from echocaptions.sources.base import Source, SourceError, register
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -118,6 +118,28 @@ def describe_search(root: Path, looked: list[Path], limit: int = 12) -> str:
     names = [p.name + ("/" if p.is_dir() else "") for p in top]
     entries = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
     return f"looked in {where} (under {root}); found in {root}: {entries or 'nothing'}"
+
+
+def locate_layout(source: Source, found: Callable[[Path], Path | None], what: str) -> Path:
+    """The one base folder of ``source``'s layout under its root (see :func:`find_layout`).
+
+    ``what`` names the folders looked for, for the errors: found twice, or not found
+    (then the error lists where it looked and what the root holds).
+    """
+    bases, looked = find_layout(source.root, found)
+    if len(bases) > 1:
+        shown = ", ".join(str(b) for b in bases)
+        raise SourceError(
+            f"source {source.name!r}: the {what} are in {len(bases)} places ({shown}); "
+            "point the source's path at one of them"
+        )
+    if not bases:
+        raise SourceError(
+            f"source {source.name!r}: no {what} in {source.root} or up to two folders below it; "
+            f"{describe_search(source.root, looked)}. Layout {source.layout!r} expects: {source.expected} "
+            f"Get it from: {source.published}"
+        )
+    return bases[0]
 
 
 def is_mask(path: Path) -> bool:
