@@ -1,4 +1,4 @@
-"""Ship the top-level templates/, prompts/ and recipes/ folders inside the wheel.
+"""Ship templates/, prompts/, recipes/ and train_min/zeroshot/ inside the wheel.
 
 They stay at the top of the repository for people to read and edit; the build
 copies them to ``echocaptions/_bundled/`` so an installed package finds them.
@@ -10,7 +10,8 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-BUNDLED = ("templates", "prompts", "recipes")
+# name inside echocaptions/_bundled/ -> folder in the repository
+BUNDLED = {"templates": "templates", "prompts": "prompts", "recipes": "recipes", "zeroshot": "train_min/zeroshot"}
 
 
 class BuildWithBundled(build_py):
@@ -18,8 +19,8 @@ class BuildWithBundled(build_py):
         super().run()
         root = Path(__file__).resolve().parent
         target = Path(self.build_lib) / "echocaptions" / "_bundled"
-        for name in BUNDLED:
-            src = root / name
+        for name, folder in BUNDLED.items():
+            src = root / folder
             if src.is_dir():
                 shutil.copytree(src, target / name, dirs_exist_ok=True)
 

@@ -374,6 +374,47 @@ def publish(
     typer.echo(f"{action} {len(plan.files)} files to datasets/{plan.repo_id}: splits {plan.splits}")
 
 
+@app.command("export")
+def export_cmd(
+    folder: Annotated[Path, typer.Argument(help="A finished build folder (the --out of `echocaptions build`).")],
+    to: Annotated[str, typer.Option("--to", help="webdataset | csv (open_clip's trainer) | clip_benchmark.")],
+    strategy: Annotated[
+        str | None, typer.Option(help="Caption strategy, e.g. report_template, template_only, template_multi.")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated splits (default: train,validation; clip_benchmark: test and eval_*)."),
+    ] = None,
+    dest: Annotated[Path | None, typer.Option(help="Output folder (default: FOLDER-TO-STRATEGY beside the build).")] = None,
+    samples_per_shard: Annotated[int, typer.Option(min=1, help="Samples per tar shard.")] = 1000,
+    prompts: Annotated[
+        Path | None, typer.Option(help="Zero-shot prompt set JSON, or a folder of them (default: train_min/zeroshot).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Export a build for open_clip's trainer (webdataset, csv) or CLIP_benchmark (clip_benchmark)."""
+    from echocaptions.export import ExportError, export
+    from echocaptions.export.hints import lines
+
+    splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
+    try:
+        result = export(folder, to, strategy, splits=splits, dest=dest, samples_per_shard=samples_per_shard,
+                        prompts=prompts, quiet=quiet)
+    except ExportError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished shards are kept; rerun the same command to resume.",
+                    fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+    if result.already_complete:
+        typer.echo(f"{result.dest}: already exported (files checked against its manifest); nothing written")
+    else:
+        if result.resumed_files:
+            typer.echo(f"resumed: {result.resumed_files} finished file(s) kept as they were")
+        typer.echo(f"exported {to} ({result.summary['strategy']}) to {result.dest}")
+    for line in lines(result.dest, result.summary):
+        typer.echo(line)
+
 
 if __name__ == "__main__":
     app()

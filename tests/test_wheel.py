@@ -27,9 +27,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_ships_bundled_folders(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    for kind in ("recipes", "templates"):
+    for kind, folder in (("recipes", "recipes"), ("templates", "templates"), ("zeroshot", "train_min/zeroshot")):
         bundled = [n for n in names if n.startswith(f"echocaptions/_bundled/{kind}/")]
-        source = [p for p in (REPO / kind).rglob("*") if p.is_file()]
+        source = [p for p in (REPO / folder).rglob("*") if p.is_file()]
         assert len(bundled) == len(source) > 0, kind
     assert "echocaptions/_bundled/recipes/demo.yaml" in names
 
