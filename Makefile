@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: demo test bench lint clean vllm-model test-vllm train-demo clip-benchmark
+.PHONY: demo test bench lint clean vllm-model test-vllm train-demo train-study-demo clip-benchmark
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ demo: $(STAMP)
 # One small CLIP per caption strategy on the demo build (about 3 minutes on two cores).
 train-demo: demo
 	$(PY) train_min/run.py --data out/demo --out results/demo
+
+# The study's grid on the demo phantom split as the study splits it (README: train_min), about 6 minutes.
+train-study-demo: $(STAMP)
+	$(VENV)/bin/echocaptions build --recipe train_min/recipes/study-demo.yaml --out out/study-demo --quiet
+	$(PY) train_min/run.py --data out/study-demo --model tiny-vit --strategies report_template \
+		--save-checkpoints --out results/study-demo-pretrain
+	$(PY) train_min/tiny_bert.py --data out/study-demo --out results/tiny-bert
+	$(PY) train_min/run.py --study train_min/studies/demo.yaml --out results/study-demo
 
 # pytest exits 5 when it collected no tests: that is a failure here.
 # tests/export runs CLIP_benchmark from its own venv (below); here it must be there.

@@ -25,6 +25,7 @@ from echocaptions.captions import strategies
 SPLIT_ORDER = ("train", "validation", "test")
 EVAL_SPLIT_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as eval_<source>
 META_COLUMNS = ("id", "organ", "label", "dataset", "captions", "findings", "sha256")
+POLICY_COLUMN = "caption"  # the caption the build's policy chose for the row
 
 
 class BuildError(ValueError):
@@ -46,6 +47,7 @@ class Rows:
     sha256: list[str]
     splits: dict[str, Any] = field(repr=False)  # split name -> datasets.Dataset (images)
     position: list[int] = field(repr=False)  # row -> index inside its split's Dataset
+    policy: list[str | None] | None = None  # the build's own caption (its caption policy), when it has one
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,10 +92,12 @@ def load_rows(path: str | Path) -> Rows:
         raise BuildError(f"build {path} lacks columns {missing}; it has {ds[next(iter(ds))].column_names}")
     if "train" not in ds or len(ds["train"]) == 0:
         raise BuildError(f"build {path} has no train rows; splits: { {k: len(v) for k, v in ds.items()} }")
-    cols: dict[str, list[Any]] = {k: [] for k in (*META_COLUMNS, "split", "position")}
+    has_policy = POLICY_COLUMN in ds[next(iter(ds))].column_names
+    columns = [*META_COLUMNS, *([POLICY_COLUMN] if has_policy else [])]
+    cols: dict[str, list[Any]] = {k: [] for k in (*columns, "split", "position")}
     for split in _split_order(list(ds)):
         part = ds[split]
-        meta = part.select_columns(list(META_COLUMNS)).to_dict()
+        meta = part.select_columns(columns).to_dict()
         organ_names = part.features["organ"].names
         label_names = part.features["label"].names
         order = sorted(range(len(part)), key=lambda i: meta["id"][i])
@@ -106,12 +110,15 @@ def load_rows(path: str | Path) -> Rows:
             cols["captions"].append(list(meta["captions"][i] or []))
             cols["findings"].append({k: v for k, v in (meta["findings"][i] or {}).items() if v})
             cols["sha256"].append(meta["sha256"][i])
+            if has_policy:
+                cols[POLICY_COLUMN].append(meta[POLICY_COLUMN][i] or None)
             cols["split"].append(split)
             cols["position"].append(i)
     return Rows(
         path=path, ids=cols["id"], split=cols["split"], organ=cols["organ"], label=cols["label"],
         dataset=cols["dataset"], captions=cols["captions"], findings=cols["findings"],
         sha256=cols["sha256"], splits=dict(ds), position=cols["position"],
+        policy=cols[POLICY_COLUMN] if has_policy else None,
     )
 
 
@@ -178,6 +185,18 @@ def strategy_texts(rows: Rows, strategy: str, indices: np.ndarray) -> list[list[
     return out
 
 
+def tier_shares(rows: Rows, strategy: str, indices: np.ndarray) -> dict[str, float]:
+    """Share of the rows whose caption under ``strategy`` came from each tier (report, llm, template)."""
+    counts = Counter(strategies.candidates(_row(rows, i), strategy)[0] or "none" for i in indices)
+    total = max(1, len(indices))
+    return {tier: counts[tier] / total for tier in sorted(counts)}
+
+
+def row_texts(rows: Rows, strategy: str, indices: np.ndarray) -> list[list[str]]:
+    """Each row's captions under a strategy; empty for a row without one (evaluation rows may lack them)."""
+    return [list(strategies.candidates(_row(rows, i), strategy)[1]) for i in indices]
+
+
 def twins(texts: dict[str, list[list[str]]]) -> dict[str, str | None]:
     """For each strategy, an earlier one with the very same captions on every row (else None).
 
@@ -195,52 +214,93 @@ def all_texts(rows: Rows, i: int) -> list[str]:
 # ---------------------------------------------------------------- images
 
 
-def letterbox(image: Image.Image, size: int) -> np.ndarray:
-    """``(3, size, size)`` uint8: the whole image scaled to fit, centred on black.
+INTERPOLATION = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+                 "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+RESIZE_MODES = ("longest", "shortest", "squash")
 
-    Padding instead of cropping keeps the edges of an ultrasound sector, and
-    black is the background of every scan. Grayscale becomes three equal channels.
+
+def fit_image(image: Image.Image, size: int, resize_mode: str = "longest", interpolation: str = "bicubic",
+              fill: int = 0) -> np.ndarray:
+    """``(3, size, size)`` uint8 as open_clip's resize modes make it; grayscale becomes three equal channels.
+
+    ``longest``: the whole image scaled to fit, centred on ``fill`` (black: the
+    background of every scan; padding keeps the edges of an ultrasound
+    sector). ``shortest``: the short side scaled to ``size``, centre crop (the
+    OpenAI preprocessing). ``squash``: resized to a square, aspect ignored.
     """
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode {resize_mode!r} is not one of {RESIZE_MODES}")
     image = image.convert("RGB")
-    scale = size / max(image.size)
+    resample = INTERPOLATION.get(interpolation, Image.Resampling.BICUBIC)
+    if resize_mode == "squash":
+        return np.asarray(image.resize((size, size), resample), dtype=np.uint8).transpose(2, 0, 1)
+    scale = size / (max(image.size) if resize_mode == "longest" else min(image.size))
     w, h = (max(1, round(d * scale)) for d in image.size)
-    resized = image.resize((w, h), Image.Resampling.BICUBIC)
-    canvas = Image.new("RGB", (size, size))
-    canvas.paste(resized, ((size - w) // 2, (size - h) // 2))
+    resized = image.resize((w, h), resample)
+    canvas = Image.new("RGB", (size, size), (fill, fill, fill))
+    canvas.paste(resized, ((size - w) // 2, (size - h) // 2))  # a negative offset crops the centre
     return np.asarray(canvas, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def cache_path(rows: Rows, size: int, cache_dir: Path) -> Path:
-    return cache_dir / f"images-{size}px-{rows.fingerprint()}.npy"
+def letterbox(image: Image.Image, size: int) -> np.ndarray:
+    """``(3, size, size)`` uint8: the whole image scaled to fit, centred on black (``longest``)."""
+    return fit_image(image, size, "longest")
 
 
-def build_image_cache(rows: Rows, size: int, cache_dir: Path) -> Path:
+@dataclass(frozen=True)
+class ImageSpec:
+    """What an image cache holds: the model's input size and how images are fitted to it."""
+
+    size: int
+    resize_mode: str = "longest"
+    interpolation: str = "bicubic"
+    fill: int = 0
+
+    @property
+    def tag(self) -> str:
+        if (self.resize_mode, self.interpolation, self.fill) == ("longest", "bicubic", 0):
+            return f"{self.size}px"
+        return f"{self.size}px-{self.resize_mode}-{self.interpolation}-fill{self.fill}"
+
+
+def _spec(size: int | ImageSpec) -> ImageSpec:
+    return size if isinstance(size, ImageSpec) else ImageSpec(int(size))
+
+
+def cache_path(rows: Rows, size: int | ImageSpec, cache_dir: Path) -> Path:
+    return cache_dir / f"images-{_spec(size).tag}-{rows.fingerprint()}.npy"
+
+
+def build_image_cache(rows: Rows, size: int | ImageSpec, cache_dir: Path) -> Path:
     """Decode every row once into ``(N, 3, size, size)`` uint8 and keep it as a ``.npy`` file.
 
-    An existing file for the same rows and size is reused. The file is written
-    beside its final name and renamed, so a reader never sees half of it.
+    An existing file for the same rows and preprocessing is reused. The file is
+    written beside its final name and renamed, so a reader never sees half of it.
     """
-    path = cache_path(rows, size, cache_dir)
+    spec = _spec(size)
+    path = cache_path(rows, spec, cache_dir)
     if path.exists():
         return path
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), 3, size, size))
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), 3, spec.size, spec.size))
     where = {(s, p): i for i, (s, p) in enumerate(zip(rows.split, rows.position, strict=True))}
     for split, part in rows.splits.items():
         for pos, item in enumerate(part.select_columns(["image"])):
-            array[where[(split, pos)]] = letterbox(item["image"], size)
+            array[where[(split, pos)]] = fit_image(item["image"], spec.size, spec.resize_mode, spec.interpolation,
+                                                   spec.fill)
     array.flush()
     del array
     os.replace(tmp, path)
     return path
 
 
-def open_image_cache(path: Path, rows: Rows, size: int) -> np.ndarray:
+def open_image_cache(path: Path, rows: Rows, size: int | ImageSpec) -> np.ndarray:
     """Memory-map a cache file and check it holds these rows at this size."""
+    n = _spec(size).size
     array = np.load(path, mmap_mode="r")
-    if array.shape != (len(rows), 3, size, size):
-        raise BuildError(f"image cache {path} has shape {array.shape}, expected {(len(rows), 3, size, size)}")
+    if array.shape != (len(rows), 3, n, n):
+        raise BuildError(f"image cache {path} has shape {array.shape}, expected {(len(rows), 3, n, n)}")
     return array
 
 
@@ -336,3 +396,31 @@ def resolve_eval_sets(rows: Rows, names: Sequence[str] | None) -> tuple[list[Eva
             f"splits: {dict(Counter(rows.split))}; skipped: {skipped}"
         )
     return chosen, skipped
+
+
+def is_held_out(name: str) -> bool:
+    """A held-out source split (``eval_<source>``): its probes are fitted and tested within it."""
+    return name.startswith(EVAL_SPLIT_PREFIX)
+
+
+def check_folds(rows: Rows, sets: Sequence[EvalSet], folds: int) -> None:
+    """Every class of a held-out set needs ``folds`` rows for stratified folds; else fail before training."""
+    if folds < 2:
+        raise BuildError(f"--folds {folds}: stratified folds need 2 or more")
+    for eval_set in sets:
+        if not is_held_out(eval_set.name):
+            continue
+        counts = Counter((rows.organ[i], rows.label[i]) for i in eval_set.indices if rows.label[i] is not None)
+        small = {f"{organ}/{label}": n for (organ, label), n in sorted(counts.items())
+                 if n < folds and len(eval_set.classes.get(organ, [])) >= 2}
+        if small:
+            fits = min(counts[(o, lab)] for (o, lab) in counts if len(eval_set.classes.get(o, [])) >= 2)
+            raise BuildError(
+                f"held-out set {eval_set.name} is too small for {folds} stratified folds: "
+                f"{', '.join(f'{k} has {v} rows' for k, v in small.items())} (rows per class: "
+                f"{', '.join(f'{o}/{lab} {n}' for (o, lab), n in sorted(counts.items()))}). Fix: --folds "
+                f"{max(2, fits)} or fewer, or leave the set out with --eval-sets"
+                if fits >= 2 else
+                f"held-out set {eval_set.name} has a class with {fits} row: no stratified folds possible "
+                f"(rows per class: {dict(counts)}). Fix: leave the set out with --eval-sets"
+            )

@@ -23,6 +23,7 @@ Choices that matter when reading the numbers:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -35,14 +36,19 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from train_min.data import EvalSet, Rows, all_texts
+from train_min.data import EvalSet, Rows, all_texts, classes_of, is_held_out, row_texts
 from train_min.train import autocast_dtype, to_input
 
 KS = (1, 5, 10)
 FEW_SHOT_KS = (1, 2, 4, 8, 16)
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 PROMPTS = Path(__file__).resolve().parent / "zeroshot" / "ultrasound.json"
-# Metrics where larger is better; a trained model should beat an untrained one on each.
+# Prompts whose phrasing shares no sentence frame with the caption templates (templates/*.j2): a
+# zero-shot score that does not reward a model for having trained on the templates' wording.
+HELDOUT_PROMPTS = Path(__file__).resolve().parent / "zeroshot" / "heldout.json"
+# Metrics where larger is better; a trained model should beat an untrained one on each. Zero-shot
+# with the held-out prompts (zsh_*) is left out: whether training carries over to unseen phrasing is
+# what it measures, not a floor.
 QUALITY = (
     "align_gap",
     *(f"{d}_r{k}" for d in ("i2t", "t2i") for k in KS),
@@ -145,6 +151,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities in float64: ranks stay distinct where fp32 probabilities would round to 0 or 1."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
 def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
 
@@ -200,6 +213,44 @@ def class_prompts(prompts: dict[str, Any], organ: str, label: str, dataset: str 
         entry = prompts.get("default") or {"templates": ["ultrasound of the {organ} showing {}."]}
     names = (entry.get("classes") or {}).get(label) or [label.replace("_", " ")]
     return [t.replace("{organ}", organ).format(name) for t in entry["templates"] for name in names]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", text.lower())
+
+
+def ngrams(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    words = _words(text)
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def all_prompts(prompts: dict[str, Any], classes: dict[str, list[str]]) -> list[str]:
+    """Every prompt of a table for these organs and classes (organ entries; dataset entries too)."""
+    out = []
+    for organ, labels in classes.items():
+        for label in labels:
+            out += class_prompts(prompts, organ, label)
+            for dataset in prompts.get("datasets") or {}:
+                out += class_prompts(prompts, organ, label, dataset)
+    return list(dict.fromkeys(out))
+
+
+def prompt_overlap(prompts: Sequence[str], captions: Iterable[str], n: int = 3) -> dict[str, Any]:
+    """How much a prompt set reads like a caption set: the share of the prompts' word n-grams found in
+    the captions, and the share of prompts that are word for word a caption."""
+    caption_grams: set[tuple[str, ...]] = set()
+    caption_words = set()
+    for text in captions:
+        caption_grams |= ngrams(text, n)
+        caption_words.add(" ".join(_words(text)))
+    grams = set().union(*[ngrams(p, n) for p in prompts]) if prompts else set()
+    verbatim = [p for p in prompts if " ".join(_words(p)) in caption_words]
+    return {
+        "n": n, "n_prompts": len(prompts), "prompt_ngrams": len(grams),
+        "ngram_overlap": len(grams & caption_grams) / len(grams) if grams else None,
+        "verbatim": len(verbatim) / len(prompts) if prompts else None,
+        "examples": sorted(verbatim)[:3],
+    }
 
 
 # ---------------------------------------------------------------- encoding
@@ -341,33 +392,108 @@ def chance_levels(groups: list[Group], prefix: str) -> dict[str, float | None]:
     }
 
 
-def _zero_shot(rows: Rows, group: Group, enc: Encoded, prompts: dict[str, Any]) -> dict[str, Any]:
+def _zero_shot(group: Group, enc: Encoded, prompts: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """Zero-shot metrics of one organ group and its predictions; AUC ranks float64 log-probabilities."""
     dataset = group.datasets[0] if len(group.datasets) == 1 else None
     class_feats = []
     for label in group.classes:
         feats = enc.texts(class_prompts(prompts, group.organ, label, dataset))
         class_feats.append(normalise(feats.mean(axis=0)))
-    logits = enc.logit_scale * enc.image[group.rows] @ np.stack(class_feats).T
-    return classification(group.y, softmax(logits))
+    image = enc.image[group.rows].astype(np.float64)
+    logits = enc.logit_scale * image @ np.stack(class_feats).astype(np.float64).T
+    scores = log_softmax(logits)
+    return classification(group.y, scores), scores.argmax(axis=1)
 
 
-def _probe_metrics(group: Group, fitted: dict[str, Any], enc: Encoded) -> dict[str, Any]:
-    x = enc.image[group.rows]
-    out: dict[str, Any] = {"lp": classification(group.y, fitted["probe"].predict_proba(x)), "C": fitted["C"]}
-    n = len(group.classes)
+def _few_shot_draws(fitted: dict[str, Any], x: np.ndarray, n: int) -> dict[int, tuple[list[np.ndarray], ...]]:
+    """Predictions of each few-shot draw (logistic regression, prototypes) on ``x``, per k."""
+    out = {}
     for k, draws in fitted["few"].items():
         lp, proto = [], []
         for probe, sx, sy in draws:
-            proto.append(classification(group.y, prototype_scores(sx, sy, x, n), with_auc=False))
+            proto.append(prototype_scores(sx, sy, x, n).argmax(axis=1))
             if probe is not None:
-                lp.append(classification(group.y, probe.predict_proba(x), with_auc=False))
+                lp.append(probe.predict_proba(x).argmax(axis=1))
             else:  # one shot of one class cannot fit a regression: it predicts that class
-                lp.append(classification(group.y, np.eye(n)[np.full(len(x), sy[0])], with_auc=False))
+                lp.append(np.full(len(x), sy[0]))
+        out[k] = (lp, proto)
+    return out
+
+
+def _few_shot_metrics(y: np.ndarray, preds: dict[int, tuple[list[np.ndarray], ...]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, (lp, proto) in preds.items():
         out[f"fs@{k}"] = {
-            "lp": {m: float(np.mean([r[m] for r in lp])) for m in ("acc", "bal_acc")},
-            "proto": {m: float(np.mean([r[m] for r in proto])) for m in ("acc", "bal_acc")},
+            name: {"acc": float(np.mean([(p == y).mean() for p in draws])),
+                   "bal_acc": float(np.mean([balanced_accuracy(y, p) for p in draws]))}
+            for name, draws in (("lp", lp), ("proto", proto))
         }
     return out
+
+
+def _probe_metrics(group: Group, fitted: dict[str, Any], enc: Encoded) -> tuple[dict[str, Any], np.ndarray]:
+    """Probes fitted on the train split, tested on the group's rows."""
+    x = enc.image[group.rows]
+    proba = fitted["probe"].predict_proba(x)
+    out: dict[str, Any] = {"lp": classification(group.y, proba), "C": fitted["C"], "protocol": "train split"}
+    out.update(_few_shot_metrics(group.y, _few_shot_draws(fitted, x, len(group.classes))))
+    return out, proba.argmax(axis=1)
+
+
+def _inner_c(x: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """C chosen on one stratified validation third of the training part (as the train-split probe chooses
+    it on the validation split); C=1 when a class has fewer than two rows."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if len(y) == 0 or int(np.bincount(y).min()) < 2:
+        return 1.0
+    n_classes = len(np.unique(y))
+    size = max(n_classes, round(len(y) / 3))
+    if len(y) - size < n_classes:
+        return 1.0
+    train, val = next(StratifiedShuffleSplit(1, test_size=size, random_state=seed).split(x, y))
+    return choose_c(x[train], y[train], x[val], y[val])
+
+
+def cross_validated_probes(group: Group, enc: Encoded, seed: int, folds: int, draws: int,
+                           ks: Sequence[int]) -> tuple[dict[str, Any], np.ndarray]:
+    """Linear and few-shot probes fitted and tested within a held-out set.
+
+    Linear probe: stratified folds; each row is predicted by a probe fitted on
+    the other folds (C chosen on a validation third of them), and the metrics
+    are those of the pooled out-of-fold predictions. Few-shot: each draw takes
+    k rows per class of the set as support and tests on every other row.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    x, y, n = enc.image[group.rows], group.y, len(group.classes)
+    proba = np.zeros((len(y), n))
+    cs = []
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        c = _inner_c(x[train], y[train], seed)
+        cs.append(c)
+        probe = fit_probe(x[train], y[train], c)
+        proba[np.ix_(test, probe.classes_)] = probe.predict_proba(x[test])
+    out: dict[str, Any] = {"lp": classification(y, proba), "C": cs, "protocol": f"within-set {folds}-fold"}
+    rng = np.random.default_rng([seed, n, *map(ord, group.organ)])
+    c = float(np.median(cs))
+    for k in ks:
+        lp, proto = [], []
+        for _ in range(draws):
+            support = few_shot_indices(y, k, rng)
+            query = np.setdiff1d(np.arange(len(y)), support)
+            if len(query) == 0 or len(np.unique(y[query])) < 2:
+                continue
+            sx, sy, qx, qy = x[support], y[support], x[query], y[query]
+            proto.append(balanced_accuracy(qy, prototype_scores(sx, sy, qx, n).argmax(axis=1)))
+            if len(np.unique(sy)) > 1:
+                shot = fit_probe(sx, sy, c)
+                lp.append(balanced_accuracy(qy, shot.classes_[shot.predict_proba(qx).argmax(axis=1)]))
+            else:
+                lp.append(balanced_accuracy(qy, np.full(len(qy), sy[0])))
+        out[f"fs@{k}"] = {"lp": {"bal_acc": float(np.mean(lp)) if lp else None},
+                          "proto": {"bal_acc": float(np.mean(proto)) if proto else None}}
+    return out, proba.argmax(axis=1)
 
 
 def evaluate(
@@ -385,57 +511,126 @@ def evaluate(
     draws: int = 3,
     ks: Sequence[int] = FEW_SHOT_KS,
     probes: bool = True,
+    pair_strategies: Sequence[str] = (),
+    folds: int = 5,
 ) -> dict[str, Any]:
-    """Every metric of every set for one model: ``{set: {"metrics", "chance", "groups", "notes"}}``.
+    """Every metric of every set for one model: ``{set: {"metrics", "chance", "groups", "per_image", "notes"}}``.
 
-    ``probes=False`` leaves out the linear and few-shot probes (and encoding the train split).
+    ``prompts``: one prompt table (zero-shot as ``zs_*``) or ``{prefix: table}``
+    (``{"zs": study prompts, "zsh": held-out prompts}``). ``pair_strategies``:
+    strategies whose captions of the evaluated rows give a paired alignment
+    (``pair:<strategy>``). Held-out sets (``eval_<source>``) fit their probes
+    within the set (``folds`` stratified folds); the others on the train split.
+    ``probes=False`` leaves out the linear and few-shot probes.
     """
     model.eval()
-    parts = [s.indices for s in sets] + ([rows.where("train"), rows.where("validation")] if probes else [])
+    tables = {"zs": prompts} if "organs" in prompts else dict(prompts)
+    fit_on_train = probes and any(not is_held_out(s.name) for s in sets)
+    parts = [s.indices for s in sets] + ([rows.where("train"), rows.where("validation")] if fit_on_train else [])
     needed = np.unique(np.concatenate(parts))
     encoded = encode_images(model, images, needed, device, mean, std, amp)
     feats = np.zeros((len(rows), encoded.shape[1]), np.float32)
     feats[needed] = encoded
     scale = float(model.logit_scale.detach().exp().clamp(max=100)) if hasattr(model, "logit_scale") else 100.0
     enc = Encoded(model, tokenize, device, amp, feats, scale)
-    fitted = Probes(rows, enc, seed, draws, ks) if probes else None
+    fitted = Probes(rows, enc, seed, draws, ks) if fit_on_train else None
+    # every text of every set in one pass (full batches), before the sets read them from the cache
+    evaluated = np.unique(np.concatenate([s.indices for s in sets]))
+    wanted = [t for i in evaluated for t in all_texts(rows, i)]
+    wanted += [rows.policy[i] for i in evaluated if rows.policy is not None and rows.policy[i]]
+    wanted += [t for strategy in pair_strategies for row in row_texts(rows, strategy, evaluated) for t in row]
+    for table in tables.values():
+        wanted += all_prompts(table, classes_of(rows, evaluated))
+    enc.texts(list(dict.fromkeys(wanted)))
+    options = {"probes": probes, "tables": tables, "ks": ks, "pair": tuple(pair_strategies), "seed": seed,
+               "folds": folds, "draws": draws}
     # Probes are many small regressions: BLAS threads cost more than they give (ten times on two cores).
     with threadpool_limits(limits=1):
-        return {s.name: _evaluate_set(rows, s, enc, fitted, prompts, ks) for s in sets}
+        return {s.name: _evaluate_set(rows, s, enc, fitted, options) for s in sets}
+
+
+def _paired(rows: Rows, eval_set: EvalSet, enc: Encoded, pair: Sequence[str]) -> dict[str, list[float | None]]:
+    """Per row: cosine of the image with its policy caption, and the mean over its captions per strategy."""
+    out: dict[str, list[float | None]] = {}
+    image = enc.image[eval_set.indices]
+    if rows.policy is not None:
+        texts = [rows.policy[i] for i in eval_set.indices]
+        have = [t for t in texts if t]
+        feats = dict(zip(have, enc.texts(have), strict=True)) if have else {}
+        out["pair_policy"] = [float(image[j] @ feats[t]) if t else None for j, t in enumerate(texts)]
+    for strategy in pair:
+        per_row = row_texts(rows, strategy, eval_set.indices)
+        flat = list(dict.fromkeys(t for row in per_row for t in row))
+        feats = dict(zip(flat, enc.texts(flat), strict=True)) if flat else {}
+        out[f"pair:{strategy}"] = [float(np.mean([image[j] @ feats[t] for t in row])) if row else None
+                                   for j, row in enumerate(per_row)]
+    return out
 
 
 def _evaluate_set(rows: Rows, eval_set: EvalSet, enc: Encoded, probes: Probes | None,
-                  prompts: dict[str, Any], ks: Sequence[int]) -> dict[str, Any]:
+                  options: dict[str, Any]) -> dict[str, Any]:
+    ks = options["ks"]
     texts, match = match_matrix([all_texts(rows, i) for i in eval_set.indices])
     sim = enc.image[eval_set.indices] @ enc.texts(texts).T
     metrics: dict[str, Any] = {**alignment(sim, match), **recall_at_k(sim, match)}
     chance: dict[str, Any] = {"align_gap": 0.0, **recall_chance(match)}
+    per_image: dict[str, list[Any]] = {f"i2t_hit@{k}": _hits(sim, match, k).tolist() for k in KS}
+    for key, values in _paired(rows, eval_set, enc, options["pair"]).items():
+        per_image[key] = values
+        defined = [v for v in values if v is not None]
+        metrics[key] = float(np.mean(defined)) if defined else None
     groups, notes = _groups(rows, eval_set)
-    zs = [_zero_shot(rows, g, enc, prompts) for g in groups]
-    metrics.update(_pool(zs, "zs"))
-    chance.update(chance_levels(groups, "zs"))
-    probed, lp, group_out = [], [], {}
-    for g, z in zip(groups, zs, strict=True):
-        group_out[g.organ] = {"classes": g.classes, "n": len(g.rows), "zs": z}
-        if probes is None:
+    position = {int(r): j for j, r in enumerate(eval_set.indices)}
+    per_image["group"] = [None] * eval_set.n_rows
+    per_image["y"] = [None] * eval_set.n_rows
+    for gi, g in enumerate(groups):
+        for r, label in zip(g.rows, g.y, strict=True):
+            per_image["group"][position[int(r)]] = gi
+            per_image["y"][position[int(r)]] = int(label)
+    group_out: dict[str, Any] = {g.organ: {"classes": g.classes, "n": len(g.rows)} for g in groups}
+    for prefix, table in options["tables"].items():
+        results = []
+        preds: list[Any] = [None] * eval_set.n_rows
+        for g in groups:
+            result, pred = _zero_shot(g, enc, table)
+            group_out[g.organ][prefix] = result
+            results.append(result)
+            for r, p in zip(g.rows, pred, strict=True):
+                preds[position[int(r)]] = int(p)
+        metrics.update(_pool(results, prefix))
+        chance.update(chance_levels(groups, prefix))
+        per_image[f"{prefix}_pred"] = preds
+    probed, lp = [], []
+    lp_preds: list[Any] = [None] * eval_set.n_rows
+    held_out = is_held_out(eval_set.name)
+    for g in groups:
+        if not options["probes"]:
             continue
-        fitted = probes.get(g.organ, g.classes)
-        if fitted.get("note"):
-            notes.append(fitted["note"])
-        if "probe" not in fitted:
-            continue
-        result = _probe_metrics(g, fitted, enc)
+        if held_out:
+            result, pred = cross_validated_probes(g, enc, options["seed"], options["folds"], options["draws"], ks)
+        else:
+            fitted = probes.get(g.organ, g.classes)
+            if fitted.get("note"):
+                notes.append(fitted["note"])
+            if "probe" not in fitted:
+                continue
+            result, pred = _probe_metrics(g, fitted, enc)
         group_out[g.organ].update(result)
         probed.append(g)
         lp.append(result["lp"])
+        for r, p in zip(g.rows, pred, strict=True):
+            lp_preds[position[int(r)]] = int(p)
+    per_image["lp_pred"] = lp_preds
     metrics.update(_pool(lp, "lp"))
     chance.update(chance_levels(probed, "lp"))
     for k in ks:
         for kind in ("lp", "proto"):
             values = [group_out[g.organ][f"fs@{k}"][kind]["bal_acc"] for g in probed]
+            values = [v for v in values if v is not None]
             metrics[f"fs_{kind}_bal_acc@{k}"] = float(np.mean(values)) if values else None
             chance[f"fs_{kind}_bal_acc@{k}"] = chance["lp_bal_acc"]
     return {
         "n_rows": eval_set.n_rows, "n_texts": len(texts), "metrics": metrics, "chance": chance,
-        "groups": group_out, "notes": notes,
+        "groups": group_out, "notes": notes, "per_image": per_image,
+        "probe_protocol": (f"within-set {options['folds']}-fold" if held_out else "train split") if probed else None,
     }

@@ -35,6 +35,16 @@ class TrainConfig:
     augment: bool = False  # random resized crop (scale 0.8-1) per image
     precision: str = "fp32"  # or "amp": autocast to bf16 (fp16 with a grad scaler where bf16 is missing)
     seed: int = 0
+    # Peak learning rates per part (None: ``lr``): the image tower and the text tower where their weights
+    # were loaded from a checkpoint, and every freshly initialised parameter (all of a model from scratch).
+    lr_image: float | None = None
+    lr_text: float | None = None
+    lr_new: float | None = None
+    select_best: bool = False  # keep the epoch with the lowest validation loss (else the last)
+
+    def peak_lr(self, part: str) -> float:
+        value = {"image": self.lr_image, "text": self.lr_text, "new": self.lr_new}[part]
+        return self.lr if value is None else value
 
 
 @dataclass
@@ -46,7 +56,10 @@ class TrainLog:
     first_loss: float | None = None  # loss of the first global batch, before any update
     loss_batch: int | None = None  # columns of the first step's logits: the batch the loss saw
     world_size: int = 1
-    order: str = ""  # digest of every global batch's rows: equal for runs that saw the same order
+    order: str = ""  # digest of each epoch's row order: equal for runs that drew the same order
+    val_loss: list[float] = field(default_factory=list)  # per epoch, when the best epoch is chosen
+    best_epoch: int | None = None  # 1-based epoch whose weights were kept (None: the last)
+    lr: dict[str, float] = field(default_factory=dict)  # peak learning rate per parameter group
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -122,14 +135,18 @@ def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tupl
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def batches(n: int, batch_size: int, world_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+def batches(n: int, batch_size: int, world_size: int, generator: torch.Generator,
+            digest: Any = None) -> list[torch.Tensor]:
     """One epoch of global batches over ``n`` rows, each cut to a multiple of the world size.
 
     Every process gathers equal shares for the loss, so a last batch that does
     not split evenly loses its remainder rows; a batch of one row is dropped
-    (a contrastive loss needs a negative).
+    (a contrastive loss needs a negative). ``digest`` (a hashlib object) takes
+    the epoch's order before any cut: the same for every world size.
     """
     order = torch.randperm(n, generator=generator)
+    if digest is not None:
+        digest.update(order.numpy().tobytes())
     out = []
     for start in range(0, n, batch_size):
         chunk = order[start : start + batch_size]
@@ -139,14 +156,31 @@ def batches(n: int, batch_size: int, world_size: int, generator: torch.Generator
     return out
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on gains, biases, embeddings of one dimension and the logit scale."""
-    decay, no_decay = [], []
+def part_of(name: str, loaded: set[str] | frozenset[str] | None) -> str:
+    """``image`` / ``text`` for a parameter loaded from trained weights, ``new`` for a fresh one."""
+    if loaded is not None and name not in loaded:
+        return "new"
+    return "image" if name.startswith("visual.") else "text"
+
+
+def _param_groups(model: nn.Module, weight_decay: float, cfg: TrainConfig | None = None,
+                  loaded: set[str] | frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Groups by part (image, text, new) and decay; no weight decay on gains, biases, embeddings of one
+    dimension and the logit scale. Each group keeps its peak learning rate in ``peak_lr``."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "logit_scale" in name or "embedding" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (param.ndim < 2 or "logit_scale" in name or "embedding" in name)
+        part = part_of(name, loaded) if cfg is not None else "new"
+        groups.setdefault((part, decay), []).append(param)
+    out = []
+    for (part, decay), params in sorted(groups.items()):
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0, "part": part}
+        if cfg is not None:
+            group["peak_lr"] = group["lr"] = cfg.peak_lr(part)
+        out.append(group)
+    return out
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -170,8 +204,16 @@ def train(
     mean: Sequence[float],
     std: Sequence[float],
     dist: Dist | None = None,
+    loaded: set[str] | frozenset[str] | None = None,
+    val: tuple[np.ndarray, TextBank] | None = None,
 ) -> TrainLog:
-    """Train ``model`` in place on ``images[rows]`` paired with captions from ``bank`` (row order)."""
+    """Train ``model`` in place on ``images[rows]`` paired with captions from ``bank`` (row order).
+
+    ``loaded``: names of parameters that came from trained weights (their part's
+    learning rate applies; the others take ``lr_new``). ``val``: validation rows
+    and captions; with ``cfg.select_best`` the weights of the epoch with the
+    lowest validation loss are kept.
+    """
     from open_clip.loss import ClipLoss
 
     dist = dist or Dist()
@@ -181,7 +223,8 @@ def train(
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     loss_fn = ClipLoss(local_loss=True, gather_with_grad=True, rank=dist.rank, world_size=dist.world_size)
-    optimizer = torch.optim.AdamW(_param_groups(_unwrap(model), cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(_param_groups(_unwrap(model), cfg.weight_decay, cfg, loaded), lr=cfg.lr,
+                                  betas=(0.9, 0.98), eps=1e-6)
     steps_per_epoch = len(batches(len(rows), cfg.batch_size, dist.world_size, torch.Generator().manual_seed(0)))
     total = max(1, steps_per_epoch * cfg.epochs)
     warmup = max(1, int(cfg.warmup * total))
@@ -189,14 +232,16 @@ def train(
     dtype = autocast_dtype(device)
     scaler = torch.amp.GradScaler(device.type) if amp and dtype == torch.float16 else None
     log = TrainLog(world_size=dist.world_size)
+    for group in optimizer.param_groups:
+        log.lr[f"{group['part']}{'' if group['weight_decay'] else ' (no decay)'}"] = group["peak_lr"]
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     digest = hashlib.sha256()
     model.train()
     start = time.perf_counter()
     for _ in range(cfg.epochs):
         losses = []
-        for batch in batches(len(rows), cfg.batch_size, dist.world_size, order_gen):
+        for batch in batches(len(rows), cfg.batch_size, dist.world_size, order_gen, digest):
             share = len(batch) // dist.world_size
-            digest.update(rows[batch.numpy()].tobytes())
             texts = bank.pick(batch, caption_gen)
             mine = slice(dist.rank * share, (dist.rank + 1) * share)
             idx = rows[batch[mine].numpy()]
@@ -206,10 +251,11 @@ def train(
                 x = random_resized_crop(x, augment_gen)
             tokens = texts[mine].to(device, non_blocking=True)
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * _schedule(log.steps, total, warmup)
+                group["lr"] = group["peak_lr"] * _schedule(log.steps, total, warmup)
             with torch.autocast(device.type, dtype=dtype) if amp else nullcontext():
                 image_features, text_features, logit_scale = model(x, tokens)
-                loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
+            # the loss in fp32, outside autocast: logits and their softmax at full precision
+            loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
             if log.steps == 0:  # how many pairs the loss compared against: the gathered global batch
                 with torch.no_grad():
                     logits = loss_fn.get_logits(image_features.float(), text_features.float(), logit_scale.float())
@@ -229,12 +275,45 @@ def train(
             log.steps += 1
             log.samples += len(batch)
         log.epoch_loss.append(float(np.mean(losses)) if losses else float("nan"))
+        if cfg.select_best and val is not None and len(val[0]) >= 2:
+            value = _mean_over(torch.tensor(validation_loss(_unwrap(model), images, val, cfg, device, mean_t,
+                                                            std_t, loss_fn), device=device), dist)
+            log.val_loss.append(value)
+            if best is None or value < best[0]:
+                best = (value, {k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()})
+                log.best_epoch = len(log.val_loss)
+            model.train()
+    if best is not None and log.best_epoch != len(log.epoch_loss):
+        _unwrap(model).load_state_dict(best[1])
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     log.seconds = time.perf_counter() - start
     log.order = digest.hexdigest()[:16]
     model.eval()
     return log
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, images: np.ndarray, val: tuple[np.ndarray, TextBank], cfg: TrainConfig,
+                    device: torch.device, mean: torch.Tensor, std: torch.Tensor, loss_fn: Any) -> float:
+    """Contrastive loss of the validation rows in fixed batches (first caption of each row), fp32, no augmentation."""
+    from open_clip.loss import ClipLoss
+
+    rows, bank = val
+    model.eval()
+    plain = ClipLoss() if getattr(loss_fn, "world_size", 1) > 1 else loss_fn
+    size = max(2, min(cfg.batch_size, len(rows)))
+    total, count = 0.0, 0
+    for start in range(0, len(rows), size):
+        batch = torch.arange(start, min(start + size, len(rows)))
+        if len(batch) < 2:
+            continue
+        x = to_input(images[rows[batch.numpy()]], mean, std, device)
+        image_features, text_features, logit_scale = model(x, bank.pick(batch, None).to(device))
+        loss = plain(image_features.float(), text_features.float(), logit_scale.float())
+        total += float(loss) * len(batch)
+        count += len(batch)
+    return total / max(1, count)
 
 
 def _mean_over(value: torch.Tensor, dist: Dist) -> float:

@@ -1,4 +1,4 @@
-"""Fixtures for train_min: one demo build per session, and a tiny BERT text tower saved locally."""
+"""Fixtures for train_min: demo builds per session, a tiny BERT text tower, an offline Hugging Face cache."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from train_min import run as run_module
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Tiny model, CPU defaults; a few epochs are enough to beat the untrained model with margin.
 TRAIN_ARGS = ["--model", "tiny", "--device", "cpu", "--threads", "auto"]
@@ -23,6 +25,39 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("train_min_demo")
     recipe = load_recipe("demo", data_root=root / "phantom", out=root / "build")
     return build(recipe, workers=2, quiet=True).out
+
+
+@pytest.fixture(scope="session")
+def study_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo phantom split as the study splits it (train_min/recipes/study-demo.yaml): DDTI and POCUS
+    train and test, BUSI and AUL held out as eval_busi and eval_aul (36 rows each)."""
+    from echocaptions.pipeline import build
+    from echocaptions.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("train_min_study")
+    recipe = load_recipe(REPO / "train_min" / "recipes" / "study-demo.yaml", data_root=root / "phantom",
+                         out=root / "build")
+    return build(recipe, workers=2, quiet=True).out
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache under a temporary HF_HOME, offline: what is not in it cannot be fetched.
+
+    huggingface_hub reads its cache folder and offline flag into constants at import; both are set
+    there too, so this process (transformers and open_clip included) sees the same cache as a child
+    process started with the environment.
+    """
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf_home"
+    cache = home / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
 
 
 def run_cli(*args: str) -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.train_min.conftest import run_cli
-from train_min.data import BuildError, Rows, resolve_eval_sets
+from tests.train_min.hub import folder_repo, open_clip_repo
+from train_min.data import BuildError, Rows, check_folds, resolve_eval_sets
 
 
 def _fails(capsys: pytest.CaptureFixture[str], out: Path, *args: str) -> str:
@@ -43,7 +45,7 @@ def test_a_missing_checkpoint_lists_the_checkpoints_beside_it(demo_build: Path, 
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "epoch_10.pt").write_bytes(b"")
     err = _fails(capsys, tmp_path / "out", "--data", str(demo_build), "--pretrained", str(tmp_path / "ckpt" / "epoch_1.pt"))
-    assert "epoch_1.pt not found" in err and "epoch_10.pt" in err
+    assert "epoch_1.pt' of tiny is neither an open_clip tag nor a file" in err and "epoch_10.pt" in err
 
 
 def test_a_config_open_clip_does_not_know(demo_build: Path, tmp_path: Path, capsys) -> None:
@@ -59,6 +61,59 @@ def test_a_text_tower_folder_that_is_missing_or_incomplete(demo_build: Path, tmp
     (tmp_path / "bert" / "config.json").write_text("{}")
     err = _fails(capsys, tmp_path / "b", "--data", str(demo_build), "--text-tower", f"hf:{tmp_path / 'bert'}")
     assert "lacks weights, tokenizer" in err and "config.json" in err
+
+
+def test_a_hub_model_offline_and_not_cached(demo_build: Path, hf_cache: Path, tmp_path: Path, capsys) -> None:
+    open_clip_repo(hf_cache, "testorg/tiny-clip")
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--model", "hf-hub:testorg/biomed-clip")
+    assert "testorg/biomed-clip has no open_clip_config.json in the Hugging Face cache" in err
+    assert "HF_HUB_OFFLINE=1 forbids downloading it" in err and "unset HF_HUB_OFFLINE" in err
+    assert "Repositories in the cache: testorg/tiny-clip" in err
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--baseline", "b=hf-hub:testorg/biomed-clip")
+    assert "testorg/biomed-clip has no open_clip_config.json" in err
+
+
+def test_an_unknown_pretrained_tag_lists_the_tags_of_the_model(demo_build: Path, tmp_path: Path, capsys) -> None:
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--model", "ViT-B-16", "--pretrained", "laion2b")
+    assert "'laion2b' of ViT-B-16 is neither an open_clip tag nor a file" in err
+    assert "openai" in err and "laion2b_s34b_b88k" in err
+
+
+def test_a_checkpoint_that_does_not_fit_its_config(demo_build: Path, hf_cache: Path, tmp_path: Path, capsys) -> None:
+    import open_clip
+
+    from train_min import models
+
+    models.register_configs()
+    state = models.create("tiny", None, 0).state_dict()  # ResNet weights under a ViT config
+    open_clip_repo(hf_cache, "testorg/mismatch", model="tiny-vit", state=state)
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--model", "hf-hub:testorg/mismatch")
+    assert "does not fit model 'hf-hub:testorg/mismatch'" in err and "Missing key" in err
+    assert "Fix: name the config the checkpoint was trained with" in err
+    assert open_clip.get_model_config("tiny-vit") is not None
+
+
+def test_a_text_tower_without_a_tokenizer(demo_build: Path, hf_cache: Path, tiny_bert: Path, tmp_path: Path,
+                                          capsys) -> None:
+    folder_repo(hf_cache, "testorg/bert-no-tokenizer", tiny_bert,
+                skip=("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"))
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--text-tower", "hf:testorg/bert-no-tokenizer")
+    assert "hf:testorg/bert-no-tokenizer has no tokenizer" in err and "Fix:" in err
+    err = _fails(capsys, tmp_path, "--data", str(demo_build), "--text-tower", "clip,hf:testorg/absent-bert")
+    assert "testorg/absent-bert has no config.json in the Hugging Face cache" in err
+
+
+def test_a_held_out_set_too_small_for_the_folds(study_build: Path, tmp_path: Path, capsys) -> None:
+    err = _fails(capsys, tmp_path, "--data", str(study_build), "--folds", "20")
+    assert "held-out set eval_aul is too small for 20 stratified folds" in err
+    assert "has 12 rows" in err and "Fix: --folds 12 or fewer" in err
+
+
+def test_a_study_file_with_an_unknown_option(demo_build: Path, tmp_path: Path, capsys) -> None:
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps({"data": str(demo_build), "text_towers": ["clip"]}))
+    err = _fails(capsys, tmp_path / "out", "--study", str(study))
+    assert "unknown option 'text_towers'" in err and "text_tower" in err
 
 
 def test_a_folder_that_is_not_a_build(tmp_path: Path, capsys) -> None:
@@ -96,6 +151,13 @@ ROWS = _rows([
     ("eval_c", "c", "lung", "normal"),
     ("eval_d", "d", "liver", "normal"),
 ])
+
+
+def test_folds_need_every_class_of_a_held_out_set_that_often() -> None:
+    sets, _ = resolve_eval_sets(ROWS, ["eval_c", "test"])
+    check_folds(ROWS, sets[1:], 5)  # test sets fit their probes on the train split: no folds
+    with pytest.raises(BuildError, match="eval_c has a class with 1 row: no stratified folds possible"):
+        check_folds(ROWS, sets, 2)
 
 
 def test_a_one_class_evaluation_set_asked_for_is_an_error() -> None:

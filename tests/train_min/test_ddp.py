@@ -29,13 +29,13 @@ def test_two_processes_train_on_gathered_features(demo_build: Path, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr[-4000:]
     ddp = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert ddp["world_size"] == 2 and ddp["config"]["world_size"] == 2
-    log = ddp["train"]["template_only-seed0"]
+    log = ddp["train"]["template_only:clip:full-seed0"]
     assert log["world_size"] == 2
     assert log["loss_batch"] == 64  # each process held 32 pairs; the loss compared all 64
-    assert (tmp_path / "ddp" / "summary.md").exists() and (tmp_path / "ddp" / "run-template_only-seed0.json").exists()
+    assert (tmp_path / "ddp" / "summary.md").exists() and (tmp_path / "ddp" / "run-template_only-clip-full-seed0.json").exists()
 
     assert run_cli(*args, "--out", str(tmp_path / "one")) == 0
-    one = json.loads((tmp_path / "one" / "summary.json").read_text())["train"]["template_only-seed0"]
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())["train"]["template_only:clip:full-seed0"]
     assert one["loss_batch"] == 64 and one["order"] == log["order"]
     # the mean of the two processes' local losses over gathered features is the loss of the whole batch
     assert log["first_loss"] == pytest.approx(one["first_loss"], rel=1e-4)

@@ -26,7 +26,8 @@ def test_a_local_checkpoint_replaces_the_seeded_weights(tmp_path: Path) -> None:
     source = models.create("tiny", None, 5)
     path = tmp_path / "tiny.pt"
     torch.save({"state_dict": source.state_dict()}, path)
-    assert _same(models.create("tiny", models.check_checkpoint(str(path)), 0), source)
+    assert _same(models.create("tiny", path, 0), source)
+    assert _same(models.create(models.resolve("tiny", str(path), models.TextTower("clip"), tmp_path), None, 1), source)
     other = tmp_path / "vit.pt"
     torch.save(models.create("tiny-vit", None, 0).state_dict(), other)
     with pytest.raises(models.ModelError, match="does not fit model 'tiny'"):
@@ -81,17 +82,17 @@ def test_a_run_with_the_bert_tower_and_partial_fine_tuning(demo_build: Path, tin
                    "--save-checkpoints", "--out", str(tmp_path))
     assert code == 0
     result = json.loads((tmp_path / "summary.json").read_text())
-    assert result["config"]["text_tower"] == "hf:tiny-bert" and result["config"]["finetune"] == "partial"
-    run = json.loads((tmp_path / "run-template_only-seed0.json").read_text())
+    assert result["config"]["text_towers"] == ["hf:tiny-bert"] and result["config"]["finetune"] == ["partial"]
+    run = json.loads((tmp_path / "run-template_only-hf-tiny-bert-partial-seed0.json").read_text())
     assert 0 < run["parameters"]["trainable"] < run["parameters"]["total"]
     assert run["train"]["steps"] > 0 and run["eval"]["test"]["metrics"]["zs_bal_acc"] is not None
     md = (tmp_path / "summary.md").read_text()
     assert "Spearman rank correlation across strategies is undefined here: 1 strategy, it needs 3 or more." in md
     # the saved model loads back as a --pretrained checkpoint of the same configuration
-    saved = tmp_path / "checkpoints" / "template_only-seed0.pt"
-    name = result["config"]["open_clip_config"]
-    models.resolve_config("tiny", models.parse_text_tower(f"hf:{tiny_bert}"), tmp_path / "model_configs")
-    reloaded = models.create(name, models.check_checkpoint(str(saved)), 1)
+    saved = tmp_path / "checkpoints" / "template_only-hf-tiny-bert-partial-seed0.pt"
+    name = result["config"]["arms"]["hf:tiny-bert"]["open_clip_config"]
+    assert models.resolve_config("tiny", models.parse_text_tower(f"hf:{tiny_bert}"), tmp_path / "model_configs") == name
+    reloaded = models.create(name, saved, 1)
     assert torch.equal(reloaded.text.proj[0].weight, torch.load(saved)["state_dict"]["text.proj.0.weight"])
 
 
@@ -132,3 +133,16 @@ def test_every_strategy_trains_from_the_same_weights_in_the_same_order() -> None
     other = TrainConfig(epochs=2, batch_size=8, lr=1e-3, seed=4)
     assert train(copy.deepcopy(initial), images, np.arange(24), banks[0], other, torch.device("cpu"), mean,
                  std).order != logs[0].order
+
+
+def test_a_small_bert_for_the_demo_from_a_builds_words(demo_build: Path, tmp_path: Path) -> None:
+    from train_min import tiny_bert
+
+    assert tiny_bert.main(["--data", str(demo_build), "--out", str(tmp_path / "bert")]) == 0
+    tower = models.parse_text_tower(f"hf:{tmp_path / 'bert'}")
+    resolved = models.resolve("tiny-vit", None, tower, tmp_path / "configs")
+    tokenize = models.tokenizer(resolved)
+    tokens = tokenize(["Breast ultrasound showing a benign lesion.", "a sonographic study that demonstrates it"])
+    unknown = tokenize.tokenizer.convert_tokens_to_ids("[UNK]")
+    assert tokens.shape[0] == 2 and not (tokens == unknown).any()
+    assert models.create(resolved, None, 0).encode_text(tokens).shape == (2, 64)

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 # One strategy over two seeds: the mean over seeds is what the summary compares, and it halves the
 # noise of a 52-row test split. Comparing strategies is tested on made-up results in test_report.
 STRATEGY = "template_multi"
+ROW = f"{STRATEGY}:clip:full"  # strategy : text tower : fine-tuning
 SEEDS = ("0", "1")
 
 
@@ -34,16 +35,17 @@ def comparison(demo_build: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_writes_the_summary_the_runs_and_the_plot(comparison: tuple[Path, dict[str, Any]]) -> None:
     out, result = comparison
-    for name in ("untrained", STRATEGY):
+    for rid in ("untrained:clip", ROW):
         for seed in SEEDS:
-            run = json.loads((out / f"run-{name}-seed{seed}.json").read_text())
-            assert run["strategy"] == name and set(run["eval"]) == set(result["sets"])
+            run = json.loads((out / f"run-{rid.replace(':', '-')}-seed{seed}.json").read_text())
+            assert run["id"] == rid and set(run["eval"]) == set(result["sets"])
     assert (out / "fewshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "summary.md").read_text()
     assert result["main_set"] == "test" and f"## test ({result['sets']['test']['n_rows']} rows" in md
-    for name in ("chance", "untrained", STRATEGY):
-        assert f"| {name} |" in md
-    assert "tiny · clip · full · 30 ep" in md and " ± " in md  # mean ± std over the two seeds
+    for row in ("chance", "untrained (random weights)", f"{STRATEGY} | {STRATEGY} | clip | full"):
+        assert f"| {row} |" in md
+    assert "clip: tiny (random), 30 epochs, lr 0.002, last epoch, input 128 px longest" in md
+    assert " ± " in md  # mean ± std over the two seeds
     assert "## Diversity is not quality" in md
     assert "undefined here: 1 strategy, it needs 3 or more" in md
     assert result["config"]["world_size"] == 1 and result["config"]["seeds"] == [0, 1]
@@ -52,7 +54,7 @@ def test_writes_the_summary_the_runs_and_the_plot(comparison: tuple[Path, dict[s
 
 def test_seeds_train_from_their_own_weights_and_order(comparison: tuple[Path, dict[str, Any]]) -> None:
     out, result = comparison
-    logs = [result["train"][f"{STRATEGY}-seed{s}"] for s in SEEDS]
+    logs = [result["train"][f"{ROW}-seed{s}"] for s in SEEDS]
     assert all(log["steps"] > 0 and log["epoch_loss"][-1] < log["epoch_loss"][0] for log in logs)
     assert logs[0]["order"] != logs[1]["order"]
 
@@ -81,12 +83,12 @@ def test_the_trained_model_beats_the_untrained_one_on_every_metric(comparison: t
     out, result = comparison
     agg = result["aggregate"]
     worse = [
-        (k, agg[STRATEGY]["test"][k]["mean"], agg["untrained"]["test"][k]["mean"])
+        (k, agg[ROW]["test"][k]["mean"], agg["untrained:clip"]["test"][k]["mean"])
         for k in QUALITY
-        if not agg[STRATEGY]["test"][k]["mean"] > agg["untrained"]["test"][k]["mean"]
+        if not agg[ROW]["test"][k]["mean"] > agg["untrained:clip"]["test"][k]["mean"]
     ]
     assert not worse, f"{STRATEGY} does not beat the untrained model on {worse}"
-    assert f"{STRATEGY} beats the untrained model on all quality metrics of test" in (out / "summary.md").read_text()
+    assert f"{ROW} beats the model it started from on all quality metrics of test" in (out / "summary.md").read_text()
 
 
 def test_untrained_models_score_at_chance(demo_build: Path, tmp_path: Path) -> None:
