@@ -14,12 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
-from echocaptions.captions._clinical_terms import CLINICAL_TERMS
 from echocaptions.captions.deid import Deidentifier
 from echocaptions.synth.reports import _FINDINGS, make_report, sample_findings
+
+# The test suite's clinical phrases, one a line ('#' starts a comment line).
+CLINICAL_TERMS_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "clinical_terms.txt"
+CLINICAL_TERMS = [
+    line.strip()
+    for line in CLINICAL_TERMS_FILE.read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
 
 
 def phantom_reports(n: int, seed: int) -> list:

@@ -3,10 +3,11 @@
     python benchmarks/diversity.py [--n 16000] [--nltk-n 300]
 
 Captions come from the bundled templates over random records with every
-finding set, keeping those of 21 tokens or more (about 25 on average). ``diversity`` (every metric, medical-term coverage included) is timed
-against tokenising the same captions. nltk self-BLEU is O(n²), so it is timed
-on ``--nltk-n`` captions and extrapolated to ``--n`` by (n / nltk_n)²; the
-fast self-BLEU is checked to agree with it on that subset. Single process.
+finding set, keeping those of 21 tokens or more (about 25 on average).
+``diversity`` (every metric, medical-term coverage included) is timed against
+tokenising the same captions. nltk self-BLEU is O(n²), so it is timed on
+``--nltk-n`` captions and extrapolated to ``--n`` by (n / nltk_n)²; the fast
+self-BLEU is checked to agree with it on that subset. Single process.
 """
 
 from __future__ import annotations

@@ -34,10 +34,17 @@ def _parse_sources(values: list[str]) -> dict[str, str]:
 def build(
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="Bundled recipe name or YAML path.")],
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the downloaded datasets.")] = None,
-    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")] = [],  # noqa: B006
+    source: Annotated[
+        list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")
+    ] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/RECIPE).")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override, e.g. seed=3.")] = [],  # noqa: B006
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes for the image and caption stages (Ray: CPUs of a private Ray).")] = 1,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="KEY=VALUE recipe override, e.g. seed=3.")
+    ] = [],  # noqa: B006
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes for the image and caption stages (Ray: CPUs of a private Ray)."),
+    ] = 1,
     executor: Annotated[
         str | None, typer.Option(help="Executor: local or ray (default: the recipe's, else local).")
     ] = None,
@@ -98,7 +105,9 @@ def captions_preview(
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="Bundled recipe name or YAML path.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Examples per template level.")] = 20,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the downloaded datasets.")] = None,
-    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")] = [],  # noqa: B006
+    source: Annotated[
+        list[str], typer.Option("--source", help="NAME=PATH: where one source lives.")
+    ] = [],  # noqa: B006
     set_: Annotated[list[str], typer.Option("--set", help="KEY=VALUE recipe override.")] = [],  # noqa: B006
 ) -> None:
     """Template captions of the recipe's own records, up to N per level (findings, diagnosis, organ)."""
@@ -385,7 +394,9 @@ def export_cmd(
         str | None,
         typer.Option(help="Comma-separated splits (default: train,validation; clip_benchmark: test and eval_*)."),
     ] = None,
-    dest: Annotated[Path | None, typer.Option(help="Output folder (default: FOLDER-TO-STRATEGY beside the build).")] = None,
+    dest: Annotated[
+        Path | None, typer.Option(help="Output folder (default: FOLDER-TO-STRATEGY beside the build).")
+    ] = None,
     samples_per_shard: Annotated[int, typer.Option(min=1, help="Samples per tar shard.")] = 1000,
     prompts: Annotated[
         Path | None, typer.Option(help="Zero-shot prompt set JSON, or a folder of them (default: train_min/zeroshot).")

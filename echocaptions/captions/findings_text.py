@@ -146,9 +146,11 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
      r"|normally aerated lungs?",
      ("label=normal",)),
     # Breast tissue composition.
-    (r"(?:background echotexture|background|tissue composition|breast tissue)(?: is|:)?\s*homogeneous[- ]+(?:fat(?:ty)?|adipose)",
+    (r"(?:background echotexture|background|tissue composition|breast tissue)(?: is|:)?"
+     r"\s*homogeneous[- ]+(?:fat(?:ty)?|adipose)",
      ("birads_tissue=homogeneous_fat",)),
-    (r"(?:background echotexture|background|tissue composition|breast tissue)(?: is|:)?\s*homogeneous[- ]+fibroglandular",
+    (r"(?:background echotexture|background|tissue composition|breast tissue)(?: is|:)?"
+     r"\s*homogeneous[- ]+fibroglandular",
      ("birads_tissue=homogeneous_fibroglandular",)),
     (r"(?:background echotexture|background|tissue composition|breast tissue)(?: is|:)?\s*heterogeneous"
      r"|heterogeneous (?:background|breast tissue|fibroglandular)(?: echotexture| tissue)?",
@@ -165,7 +167,8 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("tirads_shape=wider_than_tall", "birads_orientation=parallel")),
     (r"parallel(?: orientation| to the skin)?|oriented parallel(?: to the skin)?", ("birads_orientation=parallel",)),
     (r"irregular(?:ly)?(?: margins?| borders?| contours?| outlines?)", ("tirads_margin=irregular",)),
-    (r"(?:the )?pleural line (?:is |appears |was )?irregular and thick(?:ened)?|irregular and thick(?:ened)? pleural line",
+    (r"(?:the )?pleural line (?:is |appears |was )?irregular and thick(?:ened)?"
+     r"|irregular and thick(?:ened)? pleural line",
      ("lung_pleural_line=irregular", "lung_pleural_line=thickened")),
     (r"(?:the )?pleural line (?:is |appears |was )?(?:(?:diffusely|markedly|mildly|slightly) )?(?:smooth|regular)"
      r"|(?:smooth|regular|normal) pleural line",
@@ -176,7 +179,8 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"(?:the )?pleural line (?:is |appears |was )?(?:(?:diffusely|markedly|mildly|slightly) )?thick(?:ened)?"
      r"|thick(?:ened)? pleural line|pleural (?:line )?thickening",
      ("lung_pleural_line=thickened",)),
-    (r"(?:the )?pleural line (?:is |appears |was )?(?:(?:diffusely|markedly|mildly|slightly) )?(?:fragmented|interrupted|broken)"
+    (r"(?:the )?pleural line (?:is |appears |was )?(?:(?:diffusely|markedly|mildly|slightly) )?"
+     r"(?:fragmented|interrupted|broken)"
      r"|(?:fragmented|interrupted|broken) pleural line|pleural (?:line )?fragmentation",
      ("lung_pleural_line=fragmented",)),
     (r"irregular(?:ly)?(?: in)?(?: shape|-shaped| shaped)?", ("birads_shape=irregular",)),
@@ -198,13 +202,15 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Composition (thyroid) and echo pattern.
     (r"complex cystic(?: and |-| or )solid|complex solid(?: and |-| or )cystic",
      ("birads_echo_pattern=complex_cystic_solid", "tirads_composition=mixed")),
-    (r"mixed (?:cystic(?: and |-| or )solid|solid(?: and |-| or )cystic)|partially cystic|predominantly (?:solid|cystic)"
+    (r"mixed (?:cystic(?: and |-| or )solid|solid(?: and |-| or )cystic)|partially cystic"
+     r"|predominantly (?:solid|cystic)"
      r"|mixed composition",
      ("tirads_composition=mixed",)),
     (r"(?:almost completely |entirely |purely |completely )?cystic", ("tirads_composition=cystic",)),
     (r"spongiform", ("tirads_composition=spongiform",)),
     (r"(?:almost completely |entirely |purely |completely )?solid", ("tirads_composition=solid",)),
-    (r"(?:very|markedly|marked) hypo" + ECHO, ("tirads_echogenicity=very_hypoechoic", "birads_echo_pattern=hypoechoic")),
+    (r"(?:very|markedly|marked) hypo" + ECHO,
+     ("tirads_echogenicity=very_hypoechoic", "birads_echo_pattern=hypoechoic")),
     (r"an" + ECHO, ("tirads_echogenicity=anechoic", "birads_echo_pattern=anechoic")),
     (r"hyper" + ECHO, ("tirads_echogenicity=hyperechoic", "birads_echo_pattern=hyperechoic")),
     (r"iso" + ECHO, ("tirads_echogenicity=isoechoic", "birads_echo_pattern=isoechoic")),
@@ -220,7 +226,8 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Calcifications and echogenic foci.
     (r"suspicious " + CALC + r"|suspicious (?:micro-?)?calcifications?|suspicious echogenic foci",
      ("birads_calcifications=*!", "tirads_foci=*!")),
-    (r"(?:internal (?:echogenic foci|" + ANY_CALC + r")(?: (?:compatible with|consistent with|representing|suggestive of) "
+    (r"(?:internal (?:echogenic foci|" + ANY_CALC + r")"
+     r"(?: (?:compatible with|consistent with|representing|suggestive of) "
      + ANY_CALC + r")?|" + ANY_CALC + r" (?:with)?in (?:the|a) mass|intra-?mass " + ANY_CALC + ")",
      ("birads_calcifications=in_mass", "tirads_foci=*")),
     (ANY_CALC + r" outside (?:of )?(?:the|a) mass", ("birads_calcifications=outside_mass", "tirads_foci=*")),
@@ -228,7 +235,8 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("birads_calcifications=intraductal", "tirads_foci=*")),
     (r"(?:large )?comet[- ]tail(?: artefacts?| artifacts?| signs?| reverberations?)?",
      ("tirads_foci=comet_tail",)),
-    (r"(?:coarse )?macro-?" + CALC + r"|coarse " + CALC, ("tirads_foci=macrocalcifications", "birads_calcifications=*")),
+    (r"(?:coarse )?macro-?" + CALC + r"|coarse " + CALC,
+     ("tirads_foci=macrocalcifications", "birads_calcifications=*")),
     (r"peripheral (?:rim |curvilinear )?" + CALC + r"|(?:rim|eggshell|egg-shell) " + CALC,
      ("tirads_foci=peripheral", "birads_calcifications=*")),
     (r"punctate echogenic foci|micro-?" + CALC + r"|punctate " + CALC,
@@ -259,9 +267,11 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"(?:metavir )?(?:fibrosis )?(?:stage )?f0\b|(?:metavir|fibrosis) (?:stage )?0\b", ("liver_fibrosis=F0",)),
     (r"(?:mild|portal|minimal) fibrosis|(?:metavir )?(?:fibrosis )?(?:stage )?f1\b|(?:metavir|fibrosis) (?:stage )?1\b",
      ("liver_fibrosis=F1", "label=fibrosis")),
-    (r"(?:significant|moderate) fibrosis|(?:metavir )?(?:fibrosis )?(?:stage )?f2\b|(?:metavir|fibrosis) (?:stage )?2\b",
+    (r"(?:significant|moderate) fibrosis|(?:metavir )?(?:fibrosis )?(?:stage )?f2\b"
+     r"|(?:metavir|fibrosis) (?:stage )?2\b",
      ("liver_fibrosis=F2", "label=fibrosis")),
-    (r"(?:advanced|bridging|severe) fibrosis|(?:metavir )?(?:fibrosis )?(?:stage )?f3\b|(?:metavir|fibrosis) (?:stage )?3\b",
+    (r"(?:advanced|bridging|severe) fibrosis|(?:metavir )?(?:fibrosis )?(?:stage )?f3\b"
+     r"|(?:metavir|fibrosis) (?:stage )?3\b",
      ("liver_fibrosis=F3", "label=fibrosis")),
     (r"(?:hepatic |liver )?fibrosis|fibrotic", ("liver_fibrosis=*", "label=fibrosis")),
     (r"coarse(?:ned)?,? (?:heterogeneous )?(?:hepatic |liver |parenchymal )?echo-?texture"
@@ -273,7 +283,8 @@ _LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("liver_lesion=fnh", LESION)),
     (r"h(?:a)?emangioma(?:s|ta)?", ("liver_lesion=haemangioma", LESION)),
     (r"(?:simple |hepatic |liver |anechoic )?cysts?", ("liver_lesion=cyst", LESION)),
-    (r"(?:focal |solid |discrete )?(?:hepatic |liver )?(?:masse?s?|lesions?|nodules?|tumou?rs?|space[- ]occupying lesions?|sols?)",
+    (r"(?:focal |solid |discrete )?(?:hepatic |liver )?"
+     r"(?:masse?s?|lesions?|nodules?|tumou?rs?|space[- ]occupying lesions?|sols?)",
      ("liver_lesion=mass~", LESION)),
     # Lung.
     (r"(?:few|scattered|isolated|occasional|sparse|rare|1-2|one or two|single) (?:scattered |isolated )?" + BL,

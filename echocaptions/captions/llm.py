@@ -91,7 +91,8 @@ _SCHEMA_REJECTION = re.compile(
     re.IGNORECASE,
 )
 _PREAMBLE = re.compile(
-    r"^(?:(?:sure|okay|ok)[,!.]?\s*)?(?:here(?:'s| is)\b[^:\n]*:|(?:image\s+|final\s+)?caption\s*\d*\s*[:\-]|answer\s*:)\s*",
+    r"^(?:(?:sure|okay|ok)[,!.]?\s*)?"
+    r"(?:here(?:'s| is)\b[^:\n]*:|(?:image\s+|final\s+)?caption\s*\d*\s*[:\-]|answer\s*:)\s*",
     re.IGNORECASE,
 )
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"

@@ -17,6 +17,9 @@ The report reaching this tier is already de-identified. :class:`ReportCaptioner`
    then those that name the organ, then the rest) and keeps whole sentences in rank order while they
    fit the text encoder's token budget, then writes them in report order.
 
+The organ and lesion vocabularies (:data:`ORGAN_TERMS`, :data:`LESION_TERMS`) are data files
+under ``echocaptions/assets/reports/``.
+
 Every dropped sentence is kept with its reason, so a caption can be explained.
 """
 
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from echocaptions.assets import read_entries
 from echocaptions.captions.language import detect_language
 from echocaptions.captions.tokens import TokenCounter
 from echocaptions.schema import Caption, Provenance
@@ -88,44 +92,25 @@ MEMO_SIZE = 100_000
 HEADER_KEY = ""
 """Key in ``ReportResult.sections`` for the text before the first heading (or the whole text)."""
 
+
+def _organ_terms() -> dict[str, tuple[str, ...]]:
+    """``assets/reports/organ_terms.txt``: each line an organ, a colon and its terms."""
+    table: dict[str, tuple[str, ...]] = {}
+    for entry in read_entries("reports", "organ_terms.txt"):
+        organ, _, terms = entry.partition(":")
+        table[organ.strip()] = tuple(terms.split())
+    return table
+
+
 # Terms that name each organ (or a structure examined with it); a sentence naming
 # another organ's term and none of its own is about that other organ.
-ORGAN_TERMS: dict[str, tuple[str, ...]] = {
-    "breast": ("breast", "breasts", "mammary", "nipple", "areola", "areolar", "retroareolar",
-               "axilla", "axillary", "bi-rads", "birads", "fibroglandular", "intraductal", "ductal"),
-    "thyroid": ("thyroid", "thyroiditis", "isthmus", "ti-rads", "tirads", "goiter", "goitre",
-                "multinodular", "cervical", "neck"),
-    "liver": ("liver", "hepatic", "intrahepatic", "hepatomegaly", "hepatopetal", "hepatofugal",
-              "portal", "biliary", "couinaud", "steatosis", "cirrhosis", "cirrhotic", "hepatocellular",
-              "hcc"),
-    "lung": ("lung", "lungs", "pleura", "pleural", "pulmonary", "b-lines", "b-line", "a-lines",
-             "a-line", "hemithorax", "intercostal", "pneumothorax", "bronchogram", "bronchograms",
-             "subpleural", "pneumonia", "pocus"),
-    "kidney": ("kidney", "kidneys", "renal", "hydronephrosis", "perirenal"),
-    "gallbladder": ("gallbladder", "cholelithiasis", "gallstone", "gallstones", "cholecystitis"),
-    "spleen": ("spleen", "splenic", "splenomegaly"),
-    "pancreas": ("pancreas", "pancreatic"),
-    "uterus": ("uterus", "uterine", "endometrium", "endometrial", "myometrium"),
-    "ovary": ("ovary", "ovaries", "ovarian", "adnexa", "adnexal"),
-    "prostate": ("prostate", "prostatic"),
-    "bladder": ("bladder",),
-    "heart": ("heart", "cardiac", "pericardial", "ventricle", "ventricular", "atrium"),
-    "aorta": ("aorta", "aortic"),
-    "testis": ("testis", "testes", "testicular", "scrotum", "scrotal"),
-    "adrenal": ("adrenal", "adrenals"),
-    "bowel": ("bowel", "appendix", "colon", "intestine", "intestinal"),
-}
-LESION_TERMS: tuple[str, ...] = (
-    "nodule", "nodules", "mass", "masses", "lesion", "lesions", "cyst", "cysts", "tumor", "tumour",
-    "calcification", "calcifications",
-    "microcalcifications", "margin", "margins", "consolidation", "effusion", "lymph", "node", "nodes",
-    "lymphadenopathy", "hypoechoic", "hyperechoic", "isoechoic", "anechoic", "vascularity",
-    "malignancy", "malignant", "benign", "suspicious", "carcinoma", "metastasis", "metastases",
-    "fibroadenoma", "haemangioma", "hemangioma", "fibrosis", "steatosis", "cirrhosis", "b-lines",
-)
+ORGAN_TERMS: dict[str, tuple[str, ...]] = _organ_terms()
+# Terms that make a sentence describe a lesion.
+LESION_TERMS: tuple[str, ...] = read_entries("reports", "lesion_terms.txt")
 
 BOILERPLATE: tuple[str, ...] = (
-    r"\b(findings|results?|these|this|case|report)\b.{0,40}\b(discussed|communicated|conveyed|called|relayed|reviewed)\b.{0,40}\b(with|to)\b",
+    r"\b(findings|results?|these|this|case|report)\b.{0,40}"
+    r"\b(discussed|communicated|conveyed|called|relayed|reviewed)\b.{0,40}\b(with|to)\b",
     r"\b(discussed|communicated) (with|to) (dr|the referring|the ordering|the clinician|the patient)",
     r"\belectronically signed\b",
     r"\b(signed|dictated|transcribed|verified|approved|authenticated|read|reported) by\b",

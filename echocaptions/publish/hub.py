@@ -61,7 +61,9 @@ def check_build(folder: Path) -> PublishPlan:
     return PublishPlan(folder=folder, repo_id="", files=files, splits=splits)
 
 
-def publish(folder: Path, repo_id: str, private: bool = False, token: str | None = None, dry_run: bool = False) -> PublishPlan:
+def publish(
+    folder: Path, repo_id: str, private: bool = False, token: str | None = None, dry_run: bool = False
+) -> PublishPlan:
     if repo_id.count("/") != 1:
         raise PublishError(f"--repo-id {repo_id!r}: expected ORG/NAME")
     plan = check_build(folder)

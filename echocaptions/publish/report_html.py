@@ -9,11 +9,14 @@ Memory does not grow with the build: the shards are read in record batches,
 counts are kept in counters, and the gallery is a fixed-size sample per organ
 and label (the rows whose id hashes lowest, see :func:`sample_key`). Only the
 row groups holding sampled rows are read a second time, for their images.
+
+The page is the Jinja template ``echocaptions/publish/templates/report.html.j2``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import heapq
 import io
@@ -23,13 +26,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
 from echocaptions.schema import LABEL_NAMES, LABELS, ORGANS, PROVENANCE_FIELDS
 
+if TYPE_CHECKING:  # jinja2 is imported on the first report, not with this module
+    from jinja2 import Template
+
 REPORT_NAME = "report.html"
+TEMPLATE_NAME = "report.html.j2"
 THUMB_SIDE = 160
 UNLABELLED = "unlabelled"
 MAX_REJECT_GROUPS = 10_000
@@ -417,12 +424,22 @@ def _version() -> str:
         return "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def _template() -> Template:
+    """The page template (``publish/templates/``), loaded once, autoescaped, strict about names."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("echocaptions.publish", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE_NAME)
+
+
 def render_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> str:
     """The report's HTML for the build in ``out`` (see :func:`write_report`)."""
-    from jinja2 import Environment, StrictUndefined
-
-    from echocaptions.publish.report_template import TEMPLATE
-
     out = Path(out)
     if per_class < 0:
         raise ReportError(f"per_class must be 0 or more, not {per_class}")
@@ -490,8 +507,7 @@ def render_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> s
                            "rows": [("reports", reports_stats["processed"])]})
 
     recipe = stats.get("recipe") or out.name
-    env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(TEMPLATE).render(
+    return _template().render(
         title=f"echocaptions dataset report: {recipe}",
         subtitle=f"{scan.rows} rows from {len(scan.dataset)} datasets, {len(organs)} organs; "
                  f"seed {stats.get('seed', '–')}",

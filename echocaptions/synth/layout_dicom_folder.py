@@ -3,7 +3,8 @@
 ``per_class`` breast images per label (benign, malignant, normal), two per
 patient, written as ultrasound DICOM with pydicom: 8-bit ``MONOCHROME2``
 single frames, every third one ``RGB``, every fourth a multi-frame file
-(``NumberOfFrames`` 6, distinct frames drawn with the same findings) and one marked ``BurnedInAnnotation YES``. Files live in
+(``NumberOfFrames`` 6, distinct frames drawn with the same findings) and one
+marked ``BurnedInAnnotation YES``. Files live in
 ``dicom/<series folder>/IM_<n>.dcm``; one file is named by its own
 SOPInstanceUID, as PACS exports do. Every header carries fake identifiers
 (PatientName, PatientID, birth and study dates, InstitutionName,

@@ -17,20 +17,21 @@ The returned roots are what each adapter reads: ``BUSI`` (the folder holding
 ``Dataset_BUSI_with_GT``), ``DDTI``, ``AUL``, ``covid19_ultrasound/data`` and
 ``ultrasound_reports``.
 
-``per_class`` is the number of images per class (BUSI, AUL), of cases per label
-(DDTI, each with one or two images), of clips per label (POCUS) and of studies
-per organ and label (report corpus). Pixels come from
+``per_class`` is the number of images per class (BUSI, AUL), of cases per
+label (DDTI, each with one or two images), of clips per label (POCUS) and of
+studies per organ and label (report corpus). Pixels come from
 :mod:`echocaptions.synth.bmode`; findings and reports follow each class
 (:mod:`echocaptions.synth.reports`). Each file draws from its own generator
 seeded by ``seed`` and its name, and encoders run with fixed settings, so two
-runs with the same arguments write byte-identical files. Metadata describes the pixels: every writer takes the label, complete findings
-and lesion masks from :func:`echocaptions.synth.bmode.draw`, so DDTI
-descriptors and TI-RADS, POCUS flags and report text state what was drawn, and
-masks / polygons (:func:`mask_polygon`, the traced contour) outline the drawn
-lesion, liver and imaged field; BUSI gets ``_mask_1.png`` only where a second
-lesion was drawn and a blank mask for a normal image. ``broken=True`` adds
-a few damaged items per layout (truncated image, unparseable XML, mask without
-its image, class outside the vocabulary, unknown file type) for reject tests.
+runs with the same arguments write byte-identical files. Metadata describes
+the pixels: every writer takes the label, complete findings and lesion masks
+from :func:`echocaptions.synth.bmode.draw`, so DDTI descriptors and TI-RADS,
+POCUS flags and report text state what was drawn, and masks / polygons
+(:func:`mask_polygon`, the traced contour) outline the drawn lesion, liver and
+imaged field; BUSI gets ``_mask_1.png`` only where a second lesion was drawn
+and a blank mask for a normal image. ``broken=True`` adds a few damaged items
+per layout (truncated image, unparseable XML, mask without its image, class
+outside the vocabulary, unknown file type) for reject tests.
 """
 
 from __future__ import annotations

@@ -421,14 +421,17 @@ def _liver(w: _Writer, label: str | None, f: dict[str, str | None], age: int, si
     lesion = f.get("liver_lesion") or "none"
     segment = pick(rng, ("IV", "V", "VI", "VII", "VIII"))
     if lesion == "cyst":
-        findings += f"Anechoic well-defined cyst in {w.e('Couinaud')} segment {segment}, {_dims(rng)}, with posterior enhancement. "
+        findings += (f"Anechoic well-defined cyst in {w.e('Couinaud')} segment {segment}, {_dims(rng)}, "
+                     "with posterior enhancement. ")
     elif lesion == "haemangioma":
-        findings += f"Well-defined homogeneous hyperechoic lesion in segment {segment}, {_dims(rng)}, without internal flow. "
+        findings += (f"Well-defined homogeneous hyperechoic lesion in segment {segment}, {_dims(rng)}, "
+                     "without internal flow. ")
     elif lesion == "fnh":
-        findings += f"Isoechoic lesion in segment {segment}, {_dims(rng)}, with a central spoke-wheel vascular pattern. "
+        findings += (f"Isoechoic lesion in segment {segment}, {_dims(rng)}, "
+                     "with a central spoke-wheel vascular pattern. ")
     elif lesion in ("hcc", "mass"):
-        findings += (f"Heterogeneous hypoechoic mass with a hypoechoic halo in segment {segment}, {_dims(rng, 15, 60)}, "
-                     "with internal arterial flow. ")
+        findings += (f"Heterogeneous hypoechoic mass with a hypoechoic halo in segment {segment}, "
+                     f"{_dims(rng, 15, 60)}, with internal arterial flow. ")
     elif lesion == "metastasis":
         findings += "Multiple hypoechoic target lesions with a bull's-eye appearance, the largest in segment " \
                     f"{segment} measuring {_dims(rng)}. "
@@ -723,10 +726,12 @@ def _zh_liver(t: _ZhText, label: str, f: dict[str, str | None], side: str) -> tu
     lesion = f.get("liver_lesion") or "none"
     impressions = [f"脂肪肝|（|{degree}|）|。"] if degree else []
     if lesion == "cyst":
-        findings += f"|肝|{segment}|段|可见|一|无回声|区|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，|后方|回声|增强|。"
+        findings += (f"|肝|{segment}|段|可见|一|无回声|区|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，"
+                     "|后方|回声|增强|。")
         impressions.append("肝|囊肿|。")
     elif lesion in ("haemangioma", "fnh"):
-        findings += f"|肝|{segment}|段|可见|一|高回声|结节|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，|内部|未见|血流|信号|。"
+        findings += (f"|肝|{segment}|段|可见|一|高回声|结节|，|大小|约|{_zh_size(rng)}|，|边界|清晰|，"
+                     "|内部|未见|血流|信号|。")
         impressions.append("肝|血管瘤|。")
     elif lesion != "none":
         findings += (f"|肝|{segment}|段|可见|一|低回声|团块|，|大小|约|{_zh_size(rng, 15, 60)}|，|边界|不清|，"

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from echocaptions.captions._clinical_terms import CLINICAL_TERMS
-from echocaptions.captions.deid import CLINICAL_EPONYMS, PHI_TYPES, Deidentifier, Scrubbed
+from echocaptions.captions.deid import (
+    CLINICAL_EPONYMS,
+    COMMON_WORDS,
+    NAME_STOP,
+    PHI_TYPES,
+    ZH_SURNAMES,
+    Deidentifier,
+    Scrubbed,
+)
 from echocaptions.synth.reports import _FINDINGS, make_report, sample_findings
+
+# Clinical phrases that must come through scrubbing unchanged (benchmarks/deid.py reads them too).
+CLINICAL_TERMS_FILE = Path(__file__).parents[1] / "data" / "clinical_terms.txt"
+CLINICAL_TERMS = [
+    line.strip()
+    for line in CLINICAL_TERMS_FILE.read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
 
 
 def _ner_available() -> bool:
@@ -154,6 +170,14 @@ def test_clinical_terms_survive(deid: Deidentifier) -> None:
     assert len(CLINICAL_TERMS) >= 150
     changed = [t for t in CLINICAL_TERMS if deid.scrub(t).text != t]
     assert len(changed) / len(CLINICAL_TERMS) < 0.01, changed
+
+
+def test_word_lists_are_read_as_they_are_looked_up() -> None:
+    """The lists under assets/deid/ are matched lower-cased, so an entry with a capital would never match."""
+    for words in (CLINICAL_EPONYMS, COMMON_WORDS, NAME_STOP):
+        assert len(words) > 50
+        assert not [w for w in words if w != w.lower() or w != w.strip() or w.startswith("#")]
+    assert len(ZH_SURNAMES) > 200 and ZH_SURNAMES.startswith("王李张")
 
 
 def test_eponym_allow_list_covers_the_phantom() -> None:

@@ -34,7 +34,9 @@ Patient: [NAME]    MRN: [ID]
 CLINICAL HISTORY: 52-year-old with a palpable lump in the left breast.
 TECHNIQUE: Targeted ultrasound of the left breast with a linear transducer.
 COMPARISON: Mammogram dated [DATE].
-FINDINGS: At the 2 o'clock position, 3cm from the nipple, there is an irregular hypoechoic mass w/ spiculated margins measuring 1.8x1.2x1.5cm. Posterior acoustic shadowing is present. The right kidney is unremarkable. No axillary lymphadenopathy.
+FINDINGS: At the 2 o'clock position, 3cm from the nipple, there is an irregular hypoechoic mass w/ \
+spiculated margins measuring 1.8x1.2x1.5cm. Posterior acoustic shadowing is present. The right \
+kidney is unremarkable. No axillary lymphadenopathy.
 IMPRESSION: Suspicious mass in the left breast at 2 o'clock, BI-RADS 5. Ultrasound-guided core bx is recommended.
 Findings discussed with [NAME] by telephone.
 Electronically signed by: [NAME], MD on [DATE]""",
@@ -46,7 +48,9 @@ Electronically signed by: [NAME], MD on [DATE]""",
         "thyroid",
         """Clinical History: Palpable neck nodule.
 Findings:
-The thyroid gland is normal in size. In the R lobe there is a solid, hypo-echoic nodule with microcalcifications measuring 12mm. Gallbladder is partially visualised and normal. Two reactive LNs at level III.
+The thyroid gland is normal in size. In the R lobe there is a solid, hypo-echoic nodule with \
+microcalcifications measuring 12mm. Gallbladder is partially visualised and normal. Two reactive \
+LNs at level III.
 Impression:
 1. Right thyroid nodule, TI-RADS 5
 2. FNA recommended
@@ -59,7 +63,9 @@ Please correlate clinically.""",
         "liver",
         """EXAM: US ABDOMEN LIMITED
 INDICATION: Abnormal LFTs.
-FINDINGS: The liver measures 17.2 cm with diffusely increased echogenicity. Approx. 2 cm simple cyst in segment VI. The spleen is normal in size. Both kidneys are normal. Portal vein patent with hepatopetal flow.
+FINDINGS: The liver measures 17.2 cm with diffusely increased echogenicity. Approx. 2 cm simple \
+cyst in segment VI. The spleen is normal in size. Both kidneys are normal. Portal vein patent with \
+hepatopetal flow.
 CONCLUSION: Moderate hepatic steatosis. Simple hepatic cyst.
 Dictated by: [NAME]""",
         "The liver measures 17.2 cm with diffusely increased echogenicity. Approximately 2 cm simple "
@@ -77,7 +83,10 @@ Dictated by: [NAME]""",
     ),
     (
         "thyroid",
-        """FINDINGS: The right lobe measures 48 x 16 x 15 mm and the left lobe 46 x 15 x 14 mm; the isthmus is 3 mm thick. In the left lobe there is a solid, markedly hypoechoic nodule, taller-than-wide, with irregular margins and punctate echogenic foci, measuring 14 x 11 x 16 mm. Intranodular flow on Doppler. No cervical lymphadenopathy.
+        """FINDINGS: The right lobe measures 48 x 16 x 15 mm and the left lobe 46 x 15 x 14 mm; \
+the isthmus is 3 mm thick. In the left lobe there is a solid, markedly hypoechoic nodule, \
+taller-than-wide, with irregular margins and punctate echogenic foci, measuring 14 x 11 x 16 mm. \
+Intranodular flow on Doppler. No cervical lymphadenopathy.
 IMPRESSION: Left thyroid nodule with suspicious features, TI-RADS 5. Fine-needle aspiration is recommended.""",
         "In the left lobe there is a solid, markedly hypoechoic nodule, taller-than-wide, with "
         "irregular margins and punctate echogenic foci, measuring 14 x 11 x 16 mm. Left thyroid "

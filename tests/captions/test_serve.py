@@ -84,7 +84,9 @@ def test_wrong_model_early_exit_and_timeout_are_clear_errors(tmp_path: Path) -> 
     with pytest.raises(ServeError, match=r"(?s)exited with 3 before serving.*CUDA out of memory"):
         dead.wait_ready(timeout=60, poll=0.1)
     dead.stop(grace=1)
-    sleeper = ServerProcess([sys.executable, "-c", "import time; time.sleep(60)"], f"http://127.0.0.1:{_free_port()}/v1", "x", None).start()
+    sleeper = ServerProcess(
+        [sys.executable, "-c", "import time; time.sleep(60)"], f"http://127.0.0.1:{_free_port()}/v1", "x", None
+    ).start()
     try:
         with pytest.raises(ServeError, match="did not answer .* within 1 s"):
             sleeper.wait_ready(timeout=1, poll=0.1)

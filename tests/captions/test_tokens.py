@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from echocaptions.captions.reports import ReportCaptioner
-from echocaptions.captions.tokens import TokenCounter, _clip_estimate
+from echocaptions.captions.tokens import _LEXICON, TokenCounter, _clip_estimate
 from echocaptions.schema import LABELS
 from echocaptions.synth.reports import make_report, sample_findings
 
@@ -104,3 +104,14 @@ def test_estimate_never_undercounts_open_clip_on_phantom_sentences() -> None:
         ratios.append(estimate / real)
     assert np.mean(ratios) < 1.5
     assert TokenCounter("clip").exact
+
+
+@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="open_clip not installed")
+def test_lexicon_file_counts_are_open_clips() -> None:
+    """Every word of ``assets/tokens/clip_lexicon.txt`` splits into exactly the pieces listed there."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    real_tokenizer = SimpleTokenizer()
+    assert len(_LEXICON) > 2000 and _LEXICON["the"] == 1 and _LEXICON["choledocholithiasis"] == 7
+    wrong = {w: (n, len(real_tokenizer.encode(w))) for w, n in _LEXICON.items() if len(real_tokenizer.encode(w)) != n}
+    assert not wrong
