@@ -133,24 +133,12 @@ def _save_mp4(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
     """H.264 (or MPEG-4 part 2) in MP4, single-threaded and bit-exact so output is reproducible."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = (d - d % 2 for d in frames[0].shape[:2])
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.thread_count = 1
-        if codec == "libx264":
-            stream.options = {"preset": "veryfast", "crf": "23",
-                              "x264-params": "threads=1:lookahead_threads=1:mbtree=0"}
-        for f in frames:
-            rgb = np.repeat(f[:h, :w, None], 3, axis=2)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    path.write_bytes(buffer.getvalue())
+    if "libx264" in av.codecs_available:
+        # mbtree off: with it, the same frames could give different bytes from run to run
+        options = {"preset": "veryfast", "crf": "23", "x264-params": "threads=1:lookahead_threads=1:mbtree=0"}
+        _save_video(frames, path, "mp4", "libx264", fps, options)
+    else:
+        _save_video(frames, path, "mp4", "mpeg4", fps, {})
 
 
 # -- geometry --------------------------------------------------------------------
@@ -489,8 +477,14 @@ _POCUS_ENCODINGS: dict[str, tuple[str, str, int]] = {
 }
 
 
-def _save_video(frames: Sequence[np.ndarray], path: Path, container: str, codec: str, fps: int) -> None:
-    """Frames in ``container`` with ``codec``, single-threaded and bit-exact (reproducible bytes)."""
+def _save_video(
+    frames: Sequence[np.ndarray], path: Path, container: str, codec: str, fps: int,
+    options: dict[str, str] | None = None,
+) -> None:
+    """Frames in ``container`` with ``codec``, single-threaded and bit-exact (reproducible bytes).
+
+    ``options`` are the codec's (default: its bit-exact flag).
+    """
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -500,7 +494,7 @@ def _save_video(frames: Sequence[np.ndarray], path: Path, container: str, codec:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.thread_count = 1
-        stream.options = {"flags": "+bitexact"}
+        stream.options = {"flags": "+bitexact"} if options is None else options
         for f in frames:
             rgb = np.repeat(f[:h, :w, None], 3, axis=2)
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
