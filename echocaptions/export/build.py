@@ -56,7 +56,8 @@ class Build:
         return {k: int(v) for k, v in (self.stats.get("caption_candidates") or {}).items() if v}
 
 
-def _listing(folder: Path, limit: int = 8) -> str:
+def listing(folder: Path, limit: int = 8) -> str:
+    """The entries of ``folder`` for an error message (folders end in ``/``)."""
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return (", ".join(names[:limit]) + more) or "nothing"
@@ -70,7 +71,7 @@ def open_build(folder: Path) -> Build:
     stats_path = folder / "stats.json"
     if not stats_path.is_file():
         raise ExportError(
-            f"{folder} is not a finished build: no stats.json (it holds: {_listing(folder)}); "
+            f"{folder} is not a finished build: no stats.json (it holds: {listing(folder)}); "
             "run `echocaptions build --out FOLDER` to the end first"
         )
     try:
@@ -89,7 +90,7 @@ def open_build(folder: Path) -> Build:
     if not found:
         raise ExportError(
             f"{folder} is not a finished build: no data/{{split}}-NNNNN-of-NNNNN.parquet shards "
-            f"(it holds: {_listing(folder)})"
+            f"(it holds: {listing(folder)})"
         )
     shards: dict[str, list[Path]] = {}
     rows: dict[str, int] = {}

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from echocaptions.export.build import Build, ExportError
+from echocaptions.export.build import Build, ExportError, listing
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -141,10 +141,8 @@ class ExportState:
         manifest = dest / MANIFEST
         if dest.is_dir() and any(dest.iterdir()):
             if not manifest.is_file():
-                names = sorted(p.name for p in dest.iterdir())
                 raise ExportError(
-                    f"--dest {dest} is not empty (it holds {', '.join(names[:8])}"
-                    f"{' …' if len(names) > 8 else ''}) and is not an export of this command; "
+                    f"--dest {dest} is not empty (it holds {listing(dest)}) and is not an export of this command; "
                     "pass a new or empty folder"
                 )
             try:
