@@ -428,17 +428,14 @@ def resolve(model: str, pretrained: str | None, tower: TextTower, config_dir: Pa
     preprocess: dict[str, Any] = {}
     checkpoint: Path | None = None
     openai_weights = False
+    if schema in ("hf-hub", "local-dir") and pretrained:
+        raise ModelError(f"--pretrained {pretrained!r} with {model}: a {schema} model brings its own weights; "
+                         "drop --pretrained")
     if schema == "hf-hub":
-        if pretrained:
-            raise ModelError(f"--pretrained {pretrained!r} with {model}: a hub model brings its own weights; "
-                             "drop --pretrained")
         cfg, preprocess, checkpoint = _hub(ident)
         weights = f"{model} ({checkpoint.name})"
         openai_weights = "openai" in ident.lower()
     elif schema == "local-dir":
-        if pretrained:
-            raise ModelError(f"--pretrained {pretrained!r} with {model}: a local-dir model brings its own "
-                             "weights; drop --pretrained")
         cfg, preprocess, checkpoint = _local_dir(ident)
         weights = f"{model} ({checkpoint.name})"
         openai_weights = _is_openai_file(checkpoint) or "openai" in Path(ident).name.lower()
