@@ -123,6 +123,7 @@ class Source(ABC):
 
     def items(self) -> Iterator[SourceItem | Reject]:
         """Items in a deterministic order, each validated against the vocabularies."""
+        checked, pointer = None, False
         for item in self.iter_items():
             if isinstance(item, Reject):
                 yield item
@@ -133,7 +134,9 @@ class Source(ABC):
                 shown = item.source_path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield self.reject(shown, "file name is not valid UTF-8; rename the file")
                 continue
-            if is_lfs_pointer(item.path):
+            if item.path != checked:  # frames of one file (HDF5, MAT, video) come in a row: check it once
+                checked, pointer = item.path, is_lfs_pointer(item.path)
+            if pointer:
                 self._lfs_pointers += 1
                 self.notice(
                     LFS_REASON,
