@@ -21,7 +21,7 @@ from echocaptions.curation.neardup import clusters
 from echocaptions.curation.splits import RowKey
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     key: RowKey
     phash: int

@@ -22,7 +22,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 HINT_PRIORITY = {"test": 2, "validation": 1, "train": 0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowKey:
     id: str
     source: str

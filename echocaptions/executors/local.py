@@ -3,8 +3,17 @@
 Done shards are skipped before submission. At most ``2 * workers`` shards are
 in flight, so memory stays bounded whatever the number of shards. With one
 worker the shards run in this process (no pickling, no start-up cost). The
-pool outlives one ``map_unordered`` call, so the caption stage reuses the
-image stage's warm workers; :meth:`LocalExecutor.close` stops it.
+pool outlives one ``map_unordered`` call, so a later stage reuses the warm
+workers of an earlier one; :meth:`LocalExecutor.close` stops it at once (the
+workers are idle then: nothing of theirs is lost, and a worker that has
+imported heavy libraries would take seconds to exit on its own).
+
+Libraries that take seconds to import (the caption stage's tokenizer and
+sentence splitter pull in torch) are loaded once, while earlier work runs
+(:meth:`LocalExecutor.warm_up`): with several workers, a fork server imports
+them and the workers of a later call that names them are forked from it,
+ready, instead of each importing them; with one worker, the next call's
+shards run in one helper process while this process imports them.
 Workers ignore Ctrl-C (the parent stops the pool: running shards are killed,
 queued ones dropped) and die with their parent.
 """
@@ -13,15 +22,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from echocaptions.executors.base import Executor
+
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
+# The modules this process's fork server was started with (it is one per process, started once).
+_SERVER_MODULES: tuple[str, ...] | None = None
 
 
 def _init_worker() -> None:
@@ -48,12 +63,50 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
             process.join(timeout=10)
 
 
-class LocalExecutor:
+def _server_holding(modules: Sequence[str]) -> tuple[str, ...]:
+    """The fork server's modules when they include ``modules`` (workers then come from it), else ()."""
+    if modules and _SERVER_MODULES is not None and set(modules) <= set(_SERVER_MODULES):
+        return _SERVER_MODULES
+    return ()
+
+
+class LocalExecutor(Executor):
+    """Worker processes on this machine (none with one worker)."""
+
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_modules: tuple[str, ...] = ()
+        self._load_here: tuple[str, ...] = ()  # one worker: modules to import while a helper runs shards
+        self._helper: ProcessPoolExecutor | None = None
+
+    def warm_up(self, modules: Sequence[str]) -> None:
+        """Load ``modules`` once, while other work runs, for later calls that name them.
+
+        Several workers: a fork server imports them now (it is one per process
+        and keeps the modules of its first warm-up; a later call whose modules
+        it holds gets its workers from it too). One worker, on a machine with
+        more than one CPU: the next call that does not name them runs its
+        shards in one helper process while this process imports them. Modules
+        that cannot be imported are skipped (the work imports what it needs
+        itself); where neither applies, this does nothing.
+        """
+        global _SERVER_MODULES
+        modules = tuple(modules)
+        if self.workers == 1:
+            if (os.cpu_count() or 1) > 1:
+                self._load_here = tuple(name for name in modules if name not in sys.modules)
+            return
+        if not modules or "forkserver" not in multiprocessing.get_all_start_methods():
+            return
+        if _SERVER_MODULES is None:
+            from multiprocessing import forkserver
+
+            multiprocessing.set_forkserver_preload(list(modules))
+            forkserver.ensure_running()  # returns at once; the server imports them meanwhile
+            _SERVER_MODULES = modules
 
     def map_unordered(
         self,
@@ -61,20 +114,23 @@ class LocalExecutor:
         tasks: Iterable[T],
         num_cpus: float | None = None,
         num_gpus: float | None = None,
+        modules: Sequence[str] = (),
     ) -> Iterator[tuple[T, Any]]:
         """Yield ``(task, fn(task))`` as each finishes; exceptions propagate.
 
         ``num_cpus`` and ``num_gpus`` (what one task needs) matter to cluster
         executors only: here each worker process runs one task at a time.
+        ``modules``: what ``fn`` imports; workers come ready from the fork
+        server when it holds them (see :meth:`warm_up`).
         """
         if self.workers == 1:
+            if self._load_here and not set(modules) & set(self._load_here):
+                yield from self._beside_imports(fn, tasks)
+                return
             for task in tasks:
                 yield task, fn(task)
             return
-        if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
-        pool = self._pool
+        pool = self._pool_for(_server_holding(modules))
         pending: dict[Future, T] = {}
         try:
             for task in tasks:
@@ -88,17 +144,53 @@ class LocalExecutor:
             _stop_now(pool)
             raise
 
+    def _beside_imports(self, fn: Callable[[T], Any], tasks: Iterable[T]) -> Iterator[tuple[T, Any]]:
+        """One worker's shards in a helper process, one at a time, while this process imports the modules.
+
+        One shard at a time, as in this process: when the caller stops after a
+        result, nothing else has started.
+        """
+        load, self._load_here = self._load_here, ()
+        todo = list(tasks)
+        if not todo:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        pool = self._helper = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker)
+        try:
+            future = pool.submit(fn, todo[0])
+            for name in load:
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+            for i, task in enumerate(todo):
+                result = future.result()
+                yield task, result
+                if i + 1 < len(todo):
+                    future = pool.submit(fn, todo[i + 1])
+        finally:
+            self._helper = None
+            _stop_now(pool)
+
+    def _pool_for(self, modules: tuple[str, ...]) -> ProcessPoolExecutor:
+        """The running pool if its workers have ``modules``, else a new one (the old one stopped).
+
+        Workers with modules are forked from the fork server; the others are
+        fresh interpreters (spawned: nothing of this process leaks into them).
+        """
+        if self._pool is not None and self._pool_modules != modules:
+            self.close()
+        if self._pool is None:
+            ctx = multiprocessing.get_context("forkserver" if modules else "spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
+            self._pool_modules = modules
+        return self._pool
+
     def close(self) -> None:
-        """Stop the worker processes (a later ``map_unordered`` starts new ones)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Stop the worker processes now (a later ``map_unordered`` starts new ones)."""
+        for name in ("_pool", "_helper"):
+            pool = getattr(self, name)
+            if pool is not None:
+                setattr(self, name, None)
+                _stop_now(pool)
 
     @staticmethod
     def _next_done(pending: dict[Future, T]) -> Iterator[tuple[T, Any]]:

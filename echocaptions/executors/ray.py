@@ -1,9 +1,9 @@
 """Ray executor: the per-shard stages (images, captions) as Ray tasks, on this machine or on a cluster.
 
-The interface is the local executor's: ``map_unordered(fn, items)`` yields
-``(item, fn(item))`` as tasks finish, with at most ``2 x`` the cluster's task
-slots in flight, so the driver holds a bounded number of small results
-whatever the number of shards. Each task declares its CPU (and GPU) needs.
+The interface is every executor's (:class:`~echocaptions.executors.base.Executor`):
+``map_unordered(fn, items)`` yields ``(item, fn(item))`` as tasks finish, with
+at most ``2 x`` the cluster's task slots in flight, so the driver holds a
+bounded number of small results whatever the number of shards. Each task declares its CPU (and GPU) needs.
 
 Workers are retry-safe because the shard function is: a shard's output is
 written to a temporary name and renamed, and the same input always gives the
@@ -25,20 +25,20 @@ filesystem). Ray is imported only here, so it stays an optional extra.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
+
+from echocaptions.executors.base import Executor, ExecutorError, describe
+from echocaptions.version import package_version
 
 T = TypeVar("T")
 
 INSTALL_HINT = "pip install 'echocaptions[ray]'"
 CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 300.0
-
-
-class ExecutorError(RuntimeError):
-    """An executor that cannot start or lost work beyond its retries; the message says what to do."""
 
 
 def import_ray() -> Any:
@@ -49,20 +49,10 @@ def import_ray() -> Any:
     return ray
 
 
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("echocaptions")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def _probe() -> dict[str, Any]:
-    """What a worker runs before any work: it can import the image and caption stages, and which version."""
-    import echocaptions.captions.stage  # noqa: F401
-    import echocaptions.imaging.stage  # noqa: F401
-
+def _probe(modules: Sequence[str]) -> dict[str, Any]:
+    """What a worker runs before any work: it can import the modules the work needs, and which version."""
+    for name in modules:
+        importlib.import_module(name)
     return {"version": package_version(), "pid": os.getpid()}
 
 
@@ -105,8 +95,13 @@ def _refused(address: str, exc: BaseException) -> str:
     ).replace("ADDRESS", address)
 
 
-class RayExecutor:
-    """Shards as Ray tasks; see the module docstring."""
+class RayExecutor(Executor):
+    """Shards as Ray tasks; see the module docstring.
+
+    ``worker_modules`` are the modules the work imports (the stages' own): the
+    check of a cluster imports them on a worker before any work, so a node
+    without them fails the build at once.
+    """
 
     def __init__(
         self,
@@ -117,6 +112,7 @@ class RayExecutor:
         max_retries: int = 3,
         max_in_flight: int | None = None,
         object_store_mb: int = 512,
+        worker_modules: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -129,6 +125,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self._max_in_flight = max_in_flight
         self._object_store_mb = object_store_mb
+        self.worker_modules = tuple(worker_modules)
         if self.address and self.address != "auto":
             check_reachable(self.address)  # seconds, where Ray would retry for minutes
         self._ray = import_ray()
@@ -193,7 +190,7 @@ class RayExecutor:
             )
         probe = ray.remote(num_cpus=0, max_retries=1)(_probe)
         try:
-            seen = ray.get(probe.remote(), timeout=PROBE_TIMEOUT_S)
+            seen = ray.get(probe.remote(self.worker_modules), timeout=PROBE_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError as exc:
             raise ExecutorError(
                 f"no Ray worker answered within {PROBE_TIMEOUT_S:.0f} s; check the cluster with `ray status`"
@@ -226,12 +223,6 @@ class RayExecutor:
             _OWNED_BY_US.clear()
         self._owned = False
 
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # work ------------------------------------------------------------------------
     def map_unordered(
         self,
@@ -239,11 +230,13 @@ class RayExecutor:
         tasks: Iterable[T],
         num_cpus: float | None = None,
         num_gpus: float | None = None,
+        modules: Sequence[str] = (),
     ) -> Iterator[tuple[T, Any]]:
         """Yield ``(task, fn(task))`` as each finishes; exceptions propagate.
 
         Each task declares ``num_cpus`` and ``num_gpus`` (default: the
-        executor's ``num_cpus_per_task`` and ``num_gpus_per_task``).
+        executor's ``num_cpus_per_task`` and ``num_gpus_per_task``). Ray's
+        workers are long-lived and import ``modules`` once each anyway.
         """
         ray = self._ray
         if not ray.is_initialized():
@@ -280,14 +273,9 @@ class RayExecutor:
             raise  # the function's own exception (also an instance of its class)
         except ray.exceptions.RayError as exc:
             raise ExecutorError(
-                f"task {_describe(task)} failed on Ray after {self.max_retries} retries: "
+                f"task {describe(task)} failed on Ray after {self.max_retries} retries: "
                 f"{type(exc).__name__}: {exc}\nfinished shards are kept; rerun the same command to resume"
             ) from exc
 
 
 _OWNED_BY_US: dict[str, Any] = {}
-
-
-def _describe(task: Any) -> str:
-    index = getattr(task, "index", None)
-    return f"shard {index:05d}" if isinstance(index, int) else repr(task)[:80]

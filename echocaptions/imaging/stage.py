@@ -1,23 +1,24 @@
 """The image stage: one numbered shard of items in, one staged Parquet file out.
 
-This is the only heavy CPU work of a build and runs in worker processes. A
-shard's output is written to a temporary name, then renamed, then marked done
-with a fingerprint of its input (the items, the size and mtime of each file,
-the image options), so an interrupted build resumes without redoing finished
+This is the only heavy CPU work of a build and runs on the executor's
+workers. Each shard's items (``items/NNNNN.jsonl``, written by enumeration)
+are decoded and normalised into ``staged/NNNNN.parquet`` (rows: the image and
+the small columns curation reads) and ``staged/NNNNN.rejects.jsonl``; the
+stage driver (:mod:`echocaptions.driver`) marks a shard done with a
+fingerprint of its input (the items, the size and mtime of each file, the
+image options), so an interrupted build resumes without redoing finished
 shards and a changed input is never mistaken for a finished one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
-import secrets
-import socket
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-import echocaptions.sources  # noqa: F401  (adapters may register readers for their formats)
+from echocaptions.driver import ShardStage
 from echocaptions.imaging.crop import crop_to_sector
 from echocaptions.imaging.normalise import Normalised, normalise
 from echocaptions.imaging.readers import reader_for
+from echocaptions.io import atomic_write, write_text
+from echocaptions.recipe import ImageSpec, VideoSpec
 from echocaptions.schema import Reject, SourceItem, make_id
+from echocaptions.stats import ImageStats
 
 STAGED_SCHEMA = pa.schema(
     [
@@ -44,15 +48,18 @@ STAGED_SCHEMA = pa.schema(
         ("item", pa.string()),
     ]
 )
+# The columns of a staged row besides its image: what curation and the caption stage read.
+SMALL_COLUMNS = ["id", "frame", "width", "height", "sha256", "phash", "item"]
+# What the image options fingerprint leaves out: it changes which items are listed, not their pixels.
+_LISTING_ONLY = {"drop_burned_in"}
 
 
-@dataclass(frozen=True)
-class ImageOptions:
-    max_side: int | None = 512
-    grayscale: str = "auto"
-    fps: float = 1.0
-    max_frames: int = 8
-    crop_sector: bool = False
+class ImageOptions(ImageSpec, VideoSpec):
+    """The recipe's ``image`` and ``video`` blocks as one object, fields and defaults as the recipe has them."""
+
+    @classmethod
+    def of(cls, image: ImageSpec, video: VideoSpec) -> ImageOptions:
+        return cls(**image.model_dump(), **video.model_dump())
 
 
 @dataclass(frozen=True)
@@ -63,13 +70,16 @@ class ShardTask:
     rejects_path: str
     done_path: str
     options: ImageOptions
+    # Modules to import before decoding: importing them registers the image readers they bring
+    # (the source adapters' HDF5 and MAT readers), in a worker that has not imported them yet.
+    reader_modules: tuple[str, ...] = ()
 
 
 def fingerprint(task: ShardTask) -> str:
     """Hash of what a shard's staged output depends on: items, their files, image options."""
     text = Path(task.items_path).read_bytes()
     digest = hashlib.sha256(text)
-    digest.update(json.dumps(asdict(task.options), sort_keys=True).encode())
+    digest.update(json.dumps(task.options.model_dump(exclude=_LISTING_ONLY), sort_keys=True).encode())
     for line in text.splitlines():
         path = json.loads(line)["path"]
         try:
@@ -78,18 +88,6 @@ def fingerprint(task: ShardTask) -> str:
         except OSError:
             digest.update(f"{path}\x1fmissing\n".encode())
     return digest.hexdigest()
-
-
-def done_stats(task: ShardTask) -> dict[str, Any] | None:
-    """The stats a finished shard recorded, or None when it must be (re)run."""
-    done = Path(task.done_path)
-    if not done.is_file() or not Path(task.staged_path).is_file():
-        return None
-    try:
-        marker = json.loads(done.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return marker["stats"] if marker.get("fingerprint") == fingerprint(task) else None
 
 
 def decode_item(item: SourceItem, options: ImageOptions) -> Iterator[tuple[int | None, Normalised]]:
@@ -114,19 +112,22 @@ def decode_item(item: SourceItem, options: ImageOptions) -> Iterator[tuple[int |
 
 
 def run_shard(task: ShardTask) -> dict[str, Any]:
-    """Decode every item of a shard; write staged rows, rejects and the done marker.
+    """Decode every item of a shard; write its staged rows and rejects.
 
-    Returns counts per source: ``items`` decoded into at least one row,
-    ``rows`` (frames included), ``rejects``, and ``passthrough`` PNGs.
+    Returns :class:`~echocaptions.stats.ImageStats` (plain) per source:
+    ``items`` decoded into at least one row, ``rows`` (frames included),
+    ``rejects``, and ``passthrough`` PNGs.
     """
+    for name in task.reader_modules:
+        importlib.import_module(name)
     columns: dict[str, list] = {name: [] for name in STAGED_SCHEMA.names}
     rejects: list[Reject] = []
-    counts: dict[str, Counter] = {}
+    stats = ImageStats()
     with open(task.items_path, encoding="utf-8") as fh, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         for line in fh:
             item = SourceItem.from_dict(json.loads(line))
-            count = counts.setdefault(item.source, Counter())
+            count = stats.by_source[item.source]
             try:
                 frames = list(decode_item(item, task.options))
             except Exception as exc:  # any decoder failure is one reject, never a crash
@@ -150,26 +151,55 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
                 count["rows"] += 1
                 count["passthrough"] += int(norm.passthrough)
     table = pa.Table.from_pydict(columns, schema=STAGED_SCHEMA)
-    _atomic_write(Path(task.staged_path), lambda p: pq.write_table(table, p, compression="none"))
-    lines = "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects)
-    _atomic_write(Path(task.rejects_path), lambda p: Path(p).write_text(lines, encoding="utf-8"))
-    stats = {source: dict(c) for source, c in sorted(counts.items())}
-    marker = json.dumps({"fingerprint": fingerprint(task), "stats": stats}, sort_keys=True)
-    _atomic_write(Path(task.done_path), lambda p: Path(p).write_text(marker))
-    return stats
+    atomic_write(task.staged_path, lambda p: pq.write_table(table, p, compression="none"))
+    write_text(task.rejects_path, "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects))
+    return stats.to_dict()
 
 
-def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """Write through a temporary file unique to this attempt, then rename it into place.
+def read_rejects(tasks: Sequence[ShardTask]) -> list[Reject]:
+    """The decode rejects of every shard, in shard order."""
+    out: list[Reject] = []
+    for task in tasks:
+        text = Path(task.rejects_path).read_text(encoding="utf-8")
+        out.extend(Reject(**json.loads(line)) for line in text.splitlines() if line.strip())
+    return out
 
-    The name carries the host, the process and a random part: on a cluster a
-    retried shard may run while the original attempt still writes on another
-    node, and both must never share a temporary file.
+
+class ImageStage(ShardStage[ShardTask]):
+    """Items in, staged rows out; see the module docstring.
+
+    Input: the item shards of enumeration. Output per shard: ``staged/NNNNN.parquet``
+    (:data:`STAGED_SCHEMA`) and ``staged/NNNNN.rejects.jsonl``.
     """
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    name = "images"
+
+    def __init__(
+        self, work_dir: Path, options: ImageOptions, reader_modules: Sequence[str] = (), work=run_shard
+    ) -> None:
+        super().__init__(Path(work_dir) / "staged", work)
+        self.options = options
+        self.reader_modules = tuple(reader_modules)
+
+    def plan(self, item_paths: Sequence[Path]) -> list[ShardTask]:
+        return [
+            ShardTask(
+                index=i,
+                items_path=str(path),
+                staged_path=str(self.folder / f"{i:05d}.parquet"),
+                rejects_path=str(self.folder / f"{i:05d}.rejects.jsonl"),
+                done_path=str(self.folder / f"{i:05d}.done"),
+                options=self.options,
+                reader_modules=self.reader_modules,
+            )
+            for i, path in enumerate(item_paths)
+        ]
+
+    def fingerprint(self, task: ShardTask) -> str:
+        return fingerprint(task)
+
+    def outputs(self, task: ShardTask) -> tuple[str, ...]:
+        return (task.staged_path, task.rejects_path)
+
+    def items(self, results: Sequence[dict[str, Any]]) -> int:
+        return ImageStats.total(results).items
