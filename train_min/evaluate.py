@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from train_min.data import EvalSet, Rows, all_texts, classes_of, is_held_out, row_texts
+from train_min.probe import LinearProbe, fit_logistic
 from train_min.train import autocast_dtype, to_input
 
 KS = (1, 5, 10)
@@ -177,19 +178,26 @@ def prototype_scores(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, n_
     return normalise(x) @ protos.T
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> Any:
-    """Logistic regression on standardised features (unit-norm features would need a huge C)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, solver="newton-cg", max_iter=1000)).fit(x, y)
+def fit_probes(x: np.ndarray, y: np.ndarray, subsets: Sequence[np.ndarray],
+               cs: Sequence[float]) -> list[LinearProbe | None]:
+    """Logistic regression on standardised features (unit-norm features would need a huge C), one per
+    subset of the rows of ``x`` (positions) at its C, all fitted together (:mod:`train_min.probe`);
+    None for a subset without every class of ``y``."""
+    n = int(y.max()) + 1 if len(y) else 0
+    complete = [len(np.unique(y[s])) == n > 1 for s in subsets]
+    masks = np.zeros((sum(complete), len(y)), bool)
+    for row, s in enumerate(s for s, ok in zip(subsets, complete, strict=True) if ok):
+        masks[row, s] = True
+    fitted = iter(fit_logistic(x, y, masks, [c for c, ok in zip(cs, complete, strict=True) if ok])
+                  if len(masks) else [])
+    return [next(fitted) if ok else None for ok in complete]
 
 
 def choose_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> float:
     """The C of the grid with the best validation balanced accuracy (the smallest on ties)."""
-    scores = [balanced_accuracy(val_y, fit_probe(train_x, train_y, c).predict(val_x)) for c in C_GRID]
-    return C_GRID[int(np.argmax(scores))]
+    probes = fit_probes(train_x, train_y, [np.arange(len(train_y))] * len(C_GRID), C_GRID)
+    scores = [balanced_accuracy(val_y, probe.predict(val_x)) for probe in probes if probe is not None]
+    return C_GRID[int(np.argmax(scores))] if len(scores) == len(C_GRID) else 1.0
 
 
 # ---------------------------------------------------------------- prompts
@@ -256,11 +264,18 @@ def prompt_overlap(prompts: Sequence[str], captions: Iterable[str], n: int = 3) 
 # ---------------------------------------------------------------- encoding
 
 
+def inference_batch(device: torch.device) -> int:
+    """Rows per forward pass: 256 on a GPU; 64 on a CPU, where larger batches of convolutions outgrow
+    the caches (a 256 batch encodes the study demo 1.5 to 2 times slower on two cores)."""
+    return 256 if device.type == "cuda" else 64
+
+
 @torch.inference_mode()
 def encode_images(
     model: nn.Module, images: np.ndarray, indices: np.ndarray, device: torch.device,
-    mean: Sequence[float], std: Sequence[float], amp: bool = False, batch: int = 256,
+    mean: Sequence[float], std: Sequence[float], amp: bool = False, batch: int | None = None,
 ) -> np.ndarray:
+    batch = batch or inference_batch(device)
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     out = []
@@ -276,7 +291,8 @@ def encode_images(
 
 @torch.inference_mode()
 def encode_texts(model: nn.Module, tokenize: Any, texts: Sequence[str], device: torch.device,
-                 amp: bool = False, batch: int = 256) -> np.ndarray:
+                 amp: bool = False, batch: int | None = None) -> np.ndarray:
+    batch = batch or inference_batch(device)
     out = []
     for start in range(0, len(texts), batch):
         tokens = tokenize(list(texts[start : start + batch])).to(device)
@@ -357,13 +373,15 @@ class Probes:
         val, vy = _labelled(self.rows, "validation", organ, classes)
         x, vx = self.enc.image[train], self.enc.image[val]
         c = choose_c(x, ty, vx, vy) if len(val) else 1.0
-        probe = fit_probe(np.concatenate([x, vx]), np.concatenate([ty, vy]), c)
         rng = np.random.default_rng([self.seed, len(classes), *map(ord, organ)])
         shots = {k: [few_shot_indices(ty, k, rng) for _ in range(self.draws)] for k in self.ks}
-        few = {
-            k: [(fit_probe(x[s], ty[s], c) if len(np.unique(ty[s])) > 1 else None, x[s], ty[s]) for s in picks]
-            for k, picks in shots.items()
-        }
+        # the probe on train and validation, and the few-shot probes on train rows, in one batch
+        supports = [s for picks in shots.values() for s in picks]
+        subsets = [np.arange(len(ty) + len(vy)), *supports]
+        probe, *shot_probes = fit_probes(np.concatenate([x, vx]), np.concatenate([ty, vy]), subsets,
+                                         [c] * len(subsets))
+        fitted = iter(shot_probes)
+        few = {k: [(next(fitted), x[s], ty[s]) for s in picks] for k, picks in shots.items()}
         note = None if len(val) else f"{organ}: no validation rows, C=1"
         return {"probe": probe, "C": c, "few": few, "note": note}
 
@@ -413,9 +431,9 @@ def _few_shot_draws(fitted: dict[str, Any], x: np.ndarray, n: int) -> dict[int, 
         for probe, sx, sy in draws:
             proto.append(prototype_scores(sx, sy, x, n).argmax(axis=1))
             if probe is not None:
-                lp.append(probe.predict_proba(x).argmax(axis=1))
-            else:  # one shot of one class cannot fit a regression: it predicts that class
-                lp.append(np.full(len(x), sy[0]))
+                lp.append(probe.predict(x))
+            else:  # a support without every class fits no regression: it predicts its most frequent class
+                lp.append(np.full(len(x), np.bincount(sy).argmax()))
         out[k] = (lp, proto)
     return out
 
@@ -440,19 +458,38 @@ def _probe_metrics(group: Group, fitted: dict[str, Any], enc: Encoded) -> tuple[
     return out, proba.argmax(axis=1)
 
 
-def _inner_c(x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """C chosen on one stratified validation third of the training part (as the train-split probe chooses
-    it on the validation split); C=1 when a class has fewer than two rows."""
+def _inner_split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """One stratified validation third of the training part, to choose C on (as the train-split probe
+    chooses it on the validation split); None (C=1) when a class has fewer than two rows."""
     from sklearn.model_selection import StratifiedShuffleSplit
 
     if len(y) == 0 or int(np.bincount(y).min()) < 2:
-        return 1.0
+        return None
     n_classes = len(np.unique(y))
     size = max(n_classes, round(len(y) / 3))
     if len(y) - size < n_classes:
-        return 1.0
-    train, val = next(StratifiedShuffleSplit(1, test_size=size, random_state=seed).split(x, y))
-    return choose_c(x[train], y[train], x[val], y[val])
+        return None
+    return next(StratifiedShuffleSplit(1, test_size=size, random_state=seed).split(x, y))
+
+
+def _fold_cs(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], seed: int) -> list[float]:
+    """C per fold from the grid, every fold's grid fitted in one batch."""
+    inner = [_inner_split(x[train], y[train], seed) for train, _ in folds]
+    subsets, scored = [], []
+    for (train, _), split in zip(folds, inner, strict=True):
+        if split is not None:
+            subsets += [train[split[0]]] * len(C_GRID)
+            scored.append(train[split[1]])
+    probes = iter(fit_probes(x, y, subsets, list(C_GRID) * len(scored)))
+    chosen = []
+    for split in inner:
+        if split is None:
+            chosen.append(1.0)
+            continue
+        val = scored.pop(0)
+        scores = [balanced_accuracy(y[val], next(probes).predict(x[val])) for _ in C_GRID]
+        chosen.append(C_GRID[int(np.argmax(scores))])
+    return chosen
 
 
 def cross_validated_probes(group: Group, enc: Encoded, seed: int, folds: int, draws: int,
@@ -468,32 +505,42 @@ def cross_validated_probes(group: Group, enc: Encoded, seed: int, folds: int, dr
 
     x, y, n = enc.image[group.rows], group.y, len(group.classes)
     proba = np.zeros((len(y), n))
-    cs = []
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        c = _inner_c(x[train], y[train], seed)
-        cs.append(c)
-        probe = fit_probe(x[train], y[train], c)
-        proba[np.ix_(test, probe.classes_)] = probe.predict_proba(x[test])
-    out: dict[str, Any] = {"lp": classification(y, proba), "C": cs, "protocol": f"within-set {folds}-fold"}
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    cs = _fold_cs(x, y, splits, seed)
     rng = np.random.default_rng([seed, n, *map(ord, group.organ)])
     c = float(np.median(cs))
-    for k in ks:
+    drawn = {k: [few_shot_indices(y, k, rng) for _ in range(draws)] for k in ks}
+    tested = {k: [s for s in supports if _queryable(y, s)] for k, supports in drawn.items()}
+    # the fold probes and the few-shot probes in one batch
+    supports = [s for chosen in tested.values() for s in chosen]
+    fitted = fit_probes(x, y, [train for train, _ in splits] + supports, cs + [c] * len(supports))
+    for (_, test), probe in zip(splits, fitted, strict=False):
+        if probe is None:
+            raise ValueError(f"{group.organ}: a fold's training rows lack a class; {folds} stratified folds "
+                             f"need {folds} rows of every class (train_min.data.check_folds says so before training)")
+        proba[test] = probe.predict_proba(x[test])
+    out: dict[str, Any] = {"lp": classification(y, proba), "C": cs, "protocol": f"within-set {folds}-fold"}
+    shots = iter(fitted[len(splits):])
+    for k, chosen in tested.items():
         lp, proto = [], []
-        for _ in range(draws):
-            support = few_shot_indices(y, k, rng)
+        for support in chosen:
+            shot = next(shots)
             query = np.setdiff1d(np.arange(len(y)), support)
-            if len(query) == 0 or len(np.unique(y[query])) < 2:
-                continue
             sx, sy, qx, qy = x[support], y[support], x[query], y[query]
             proto.append(balanced_accuracy(qy, prototype_scores(sx, sy, qx, n).argmax(axis=1)))
-            if len(np.unique(sy)) > 1:
-                shot = fit_probe(sx, sy, c)
-                lp.append(balanced_accuracy(qy, shot.classes_[shot.predict_proba(qx).argmax(axis=1)]))
+            if shot is not None:
+                lp.append(balanced_accuracy(qy, shot.predict(qx)))
             else:
-                lp.append(balanced_accuracy(qy, np.full(len(qy), sy[0])))
+                lp.append(balanced_accuracy(qy, np.full(len(qy), np.bincount(sy).argmax())))
         out[f"fs@{k}"] = {"lp": {"bal_acc": float(np.mean(lp)) if lp else None},
                           "proto": {"bal_acc": float(np.mean(proto)) if proto else None}}
     return out, proba.argmax(axis=1)
+
+
+def _queryable(y: np.ndarray, support: np.ndarray) -> bool:
+    """Whether the rows outside a support hold at least two classes (a few-shot draw to test on)."""
+    query = np.setdiff1d(np.arange(len(y)), support)
+    return len(query) > 0 and len(np.unique(y[query])) >= 2
 
 
 def evaluate(
