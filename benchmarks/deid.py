@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from echocaptions.captions.deid import Deidentifier
+from echocaptions.captions.reports.deid import Deidentifier
 from echocaptions.synth.reports import _FINDINGS, make_report, sample_findings
 
 # The test suite's clinical phrases, one a line ('#' starts a comment line).

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import spacy
 
-from echocaptions.captions.reports import ReportCaptioner
+from echocaptions.captions.reports.caption import ReportCaptioner
 from echocaptions.schema import LABELS
 from echocaptions.synth.reports import make_report, sample_findings
 

@@ -171,7 +171,7 @@ def serve_llm(
 
     Arguments after `--` go to vLLM unchanged (e.g. `-- --tensor-parallel-size 2`).
     """
-    from echocaptions.captions.serve import (
+    from echocaptions.captions.llm.serve import (
         ServeError,
         ServerProcess,
         find_python,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMServerError
+from echocaptions.captions.llm.client import LLMCaptioner, LLMConfig, LLMServerError
 from echocaptions.captions.stage import (
     CaptionSetup,
     CaptionStage,

@@ -159,3 +159,57 @@ def test_no_package_imports_itself_back() -> None:
 def test_each_entry_module_imports_on_its_own(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- the layers of ARCHITECTURE.md
+
+REPO = ROOT.parent
+
+
+def _contracts() -> list[dict]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: import-linter brings tomli
+        import tomli as tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+
+
+def _lint_imports(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("lint-imports")
+    assert exe.is_file(), f"{exe} missing: install the dev extra (pip install -e '.[dev]')"
+    return subprocess.run([str(exe), "--no-cache", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_the_import_contracts_hold() -> None:
+    done = _lint_imports()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Contracts: {len(_contracts())} kept, 0 broken" in done.stdout
+
+
+def test_architecture_md_lists_the_contracted_layers() -> None:
+    """The map and the guard say the same: the layer block of ARCHITECTURE.md is the package contract's."""
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("## Which package may import which", 1)[1].split("```", 2)[1]
+    documented = [line.strip() for line in block.strip().splitlines()]
+    layers = next(c for c in _contracts() if not c.get("containers"))["layers"]
+    contracted = [" | ".join(part.strip().removeprefix("echocaptions.") for part in layer.split("|"))
+                  for layer in layers if layer != "echocaptions.__main__"]
+    assert documented == contracted
+    inner = next(c for c in _contracts() if c.get("containers") == ["echocaptions.captions"])["layers"]
+    assert "Inside `captions`: `" + "` → `".join(inner) + "`." in " ".join(text.split())
+
+
+def test_a_broken_layer_is_reported(tmp_path: Path) -> None:
+    """The check reads the real graph: put the pipeline below the sources it imports, and it fails."""
+    config = tmp_path / "contracts.toml"
+    config.write_text(
+        '[tool.importlinter]\nroot_packages = ["echocaptions"]\n\n'
+        '[[tool.importlinter.contracts]]\nname = "upside down"\ntype = "layers"\n'
+        'layers = ["echocaptions.sources", "echocaptions.pipeline"]\n',
+        encoding="utf-8",
+    )
+    done = _lint_imports("--config", str(config))
+    assert done.returncode != 0
+    assert "upside down BROKEN" in done.stdout
+    assert "echocaptions.pipeline" in done.stdout and "echocaptions.sources" in done.stdout

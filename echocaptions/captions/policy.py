@@ -12,8 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from echocaptions.captions.llm import LLMResult
-from echocaptions.captions.reports import ReportResult
+from echocaptions.captions.llm.client import LLMResult
+from echocaptions.captions.reports.caption import ReportResult
 from echocaptions.captions.templates import TemplateCaptioner
 from echocaptions.schema import Caption, SourceItem
 

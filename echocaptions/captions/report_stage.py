@@ -13,18 +13,18 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from echocaptions.captions.deid import Deidentifier
-from echocaptions.captions.findings_text import FindingsMatcher
-from echocaptions.captions.reports import (
+from echocaptions.captions.reports.caption import (
     DEFAULT_SECTIONS,
     ReportCaptioner,
     ReportConfig,
     ReportResult,
 )
+from echocaptions.captions.reports.deid import Deidentifier
+from echocaptions.captions.reports.findings_text import FindingsMatcher
 from echocaptions.schema import FINDINGS_BY_ORGAN
 
 if TYPE_CHECKING:
-    from echocaptions.captions.translate import ReportTranslator
+    from echocaptions.captions.llm.translate import ReportTranslator
 
 RECENT_REPORTS = 4096
 

@@ -14,7 +14,7 @@ the published shards. Which shards are done, and running the others on the
 executor, is the stage driver's job (:mod:`echocaptions.driver`).
 
 Each shard writes new LLM answers to a cache of its own and reads the build's
-cache without locks (see :mod:`echocaptions.captions.llm_cache`); the driver
+cache without locks (see :mod:`echocaptions.captions.llm.cache`); the driver
 folds the shard caches into the build's cache when the stage ends. Shards
 share nothing while they run, so the output does not depend on how many
 processes or machines caption, nor in which order they finish.
@@ -33,11 +33,17 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMResult, LLMServerError
-from echocaptions.captions.llm_cache import LayeredCache, LLMCache, merge_caches
+from echocaptions.captions.llm.cache import LayeredCache, LLMCache, merge_caches
+from echocaptions.captions.llm.client import (
+    LLMCaptioner,
+    LLMConfig,
+    LLMRequest,
+    LLMResult,
+    LLMServerError,
+)
+from echocaptions.captions.llm.translate import ReportTranslator
 from echocaptions.captions.policy import CaptionPolicy
 from echocaptions.captions.report_stage import ReportOutcome, ReportStage
-from echocaptions.captions.translate import ReportTranslator
 from echocaptions.driver import ShardStage, StageError, StageTask
 from echocaptions.imaging.stage import SMALL_COLUMNS
 from echocaptions.io import atomic_write

@@ -260,7 +260,7 @@ _matcher: Any = None
 def _findings_matcher() -> Any:
     global _matcher
     if _matcher is None:
-        from echocaptions.captions.findings_text import FindingsMatcher
+        from echocaptions.captions.reports.findings_text import FindingsMatcher
 
         _matcher = FindingsMatcher()
     return _matcher
@@ -398,7 +398,7 @@ def _coverage(
 
 
 def _stated_ok(field_name: str, value: str, record: dict[str, str], label: str | None) -> bool:
-    from echocaptions.captions.findings_text import ABSENCE, PRESENT
+    from echocaptions.captions.reports.findings_text import ABSENCE, PRESENT
 
     if field_name == "label":
         return value == label
@@ -429,7 +429,7 @@ def findings_fidelity(
     captions with a :meth:`FindingsMatcher.contradictions` reason; captions
     whose organ is unknown are skipped. Each value is None when undefined.
     """
-    from echocaptions.captions.findings_text import ABSENCE
+    from echocaptions.captions.reports.findings_text import ABSENCE
 
     matcher = _findings_matcher()
     precisions: list[float] = []

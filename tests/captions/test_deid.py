@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from echocaptions.captions.deid import (
+from echocaptions.captions.reports.deid import (
     CLINICAL_EPONYMS,
     COMMON_WORDS,
     NAME_STOP,

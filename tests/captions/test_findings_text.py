@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from echocaptions.captions.findings_text import ABSENCE, FindingsMatcher, Statement
+from echocaptions.captions.reports.findings_text import ABSENCE, FindingsMatcher, Statement
 from echocaptions.schema import FINDINGS_BY_ORGAN, FINDINGS_VOCABULARY, LABELS
 from echocaptions.synth.reports import make_report, sample_findings
 

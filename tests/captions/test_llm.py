@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from echocaptions.captions.llm import (
+from echocaptions.captions.llm.cache import LLMCache, request_key
+from echocaptions.captions.llm.client import (
     LLMCaptioner,
     LLMConfig,
     LLMRequest,
@@ -24,7 +25,6 @@ from echocaptions.captions.llm import (
     names_organ,
     parse_caption,
 )
-from echocaptions.captions.llm_cache import LLMCache, request_key
 from tests.captions.openai_stub import StubServer, serve_openai
 
 THYROID = LLMRequest(

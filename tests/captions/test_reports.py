@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from echocaptions.captions.policy import CaptionPolicy
-from echocaptions.captions.reports import (
+from echocaptions.captions.reports.caption import (
     BOILERPLATE,
     BOILERPLATE_HINTS,
     DEFAULT_SECTIONS,

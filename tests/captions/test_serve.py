@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from echocaptions.captions.serve import (
+from echocaptions.captions.llm.serve import (
     ServeError,
     ServerProcess,
     find_python,

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from echocaptions.captions.reports import ReportCaptioner
-from echocaptions.captions.tokens import _LEXICON, TokenCounter, _clip_estimate
+from echocaptions.captions.reports.caption import ReportCaptioner
+from echocaptions.captions.reports.tokens import _LEXICON, TokenCounter, _clip_estimate
 from echocaptions.schema import LABELS
 from echocaptions.synth.reports import make_report, sample_findings
 

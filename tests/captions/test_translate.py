@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig
+from echocaptions.captions.llm.client import LLMCaptioner, LLMConfig
+from echocaptions.captions.llm.translate import ReportTranslator, join_segmented
 from echocaptions.captions.report_stage import ReportStage
-from echocaptions.captions.translate import ReportTranslator, join_segmented
 from echocaptions.recipe import RecipeError, load_recipe
 from echocaptions.synth import make_phantom
 from echocaptions.synth.reports import make_report_zh, sample_findings

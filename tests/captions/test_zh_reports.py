@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from echocaptions.captions.deid import Deidentifier, _mostly_cjk
-from echocaptions.captions.language import detect_language
-from echocaptions.captions.reports import ReportCaptioner
+from echocaptions.captions.reports.caption import ReportCaptioner
+from echocaptions.captions.reports.deid import Deidentifier, _mostly_cjk
+from echocaptions.captions.reports.language import detect_language
 from echocaptions.synth.reports import SyntheticReport, make_report_zh, sample_findings
 
 ORGANS = ("breast", "thyroid", "liver")

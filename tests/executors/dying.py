@@ -49,7 +49,7 @@ def run_caption_shard_dying_mid_llm(marker_dir: str, indices: tuple[int, ...], t
     the shard's second LLM answer is committed to its cache (requests are in flight then)."""
     marker = Path(marker_dir) / f"{task.index:05d}.llm.died"
     if task.index in indices and not marker.exists():
-        from echocaptions.captions import llm_cache
+        from echocaptions.captions.llm import cache as llm_cache
 
         put = llm_cache.LayeredCache.put
         committed: list[str] = []

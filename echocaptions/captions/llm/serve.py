@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from echocaptions.captions.vllm_model import SERVER_ENV, VENV
+from echocaptions.captions.llm.vllm_model import SERVER_ENV, VENV
 
 CPU_SETUP = "make .venv-vllm/.ready vllm-model"
 

@@ -9,7 +9,7 @@ template (~260 MB).
 
 Run inside ``.venv-vllm`` (``make vllm-model``)::
 
-    .venv-vllm/bin/python -m echocaptions.captions.vllm_model --out .venv-vllm/models/smollm2-135m
+    .venv-vllm/bin/python -m echocaptions.captions.llm.vllm_model --out .venv-vllm/models/smollm2-135m
 
 This module imports only the standard library at the top, so the main venv
 (no torch, no transformers) can import its constants.

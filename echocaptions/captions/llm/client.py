@@ -38,7 +38,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from echocaptions.captions.llm_cache import LLMCache, request_key
+from echocaptions.captions.llm.cache import LLMCache, request_key
 from echocaptions.captions.templates import (
     TemplateError,
     Vocabulary,
@@ -280,14 +280,14 @@ def _count(counts: Any) -> int:
 
 @functools.lru_cache(maxsize=3)
 def _shared_deidentifier(ner: str = "off") -> Any:
-    from echocaptions.captions.deid import Deidentifier
+    from echocaptions.captions.reports.deid import Deidentifier
 
     return Deidentifier(use_ner={"auto": None, "on": True, "off": False}[ner])
 
 
 @functools.lru_cache(maxsize=1)
 def _shared_matcher() -> Any:
-    from echocaptions.captions.findings_text import FindingsMatcher
+    from echocaptions.captions.reports.findings_text import FindingsMatcher
 
     return FindingsMatcher()
 

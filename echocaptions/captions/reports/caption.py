@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from echocaptions.assets import read_entries
-from echocaptions.captions.language import detect_language
-from echocaptions.captions.tokens import TokenCounter
+from echocaptions.captions.reports.language import detect_language
+from echocaptions.captions.reports.tokens import TokenCounter
 from echocaptions.schema import Caption, Provenance
 
 if TYPE_CHECKING:  # spaCy is imported on the first report, not with this module

@@ -1,0 +1,1 @@
+"""Report text: de-identification, language, findings from text, token counts and the report caption."""
