@@ -348,7 +348,9 @@ def _groups(rows: Rows, eval_set: EvalSet) -> tuple[list[Group], list[str]]:
 
 
 def _labelled(rows: Rows, split: str, organ: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.array([i for i in rows.where(split) if rows.organ[i] == organ and rows.label[i] in classes], dtype=np.int64)
+    idx = np.array(
+        [i for i in rows.where(split) if rows.organ[i] == organ and rows.label[i] in classes], dtype=np.int64
+    )
     return idx, np.array([classes.index(rows.label[i]) for i in idx], dtype=np.int64)
 
 

@@ -236,7 +236,9 @@ class _Batch:
             rows = np.logaddexp(0.0, z) - self.target * z
         else:
             top = z.max(axis=2, keepdims=True)
-            rows = top + np.log(np.exp(z - top).sum(axis=2, keepdims=True)) - (z * self.target).sum(axis=2, keepdims=True)
+            rows = (
+                top + np.log(np.exp(z - top).sum(axis=2, keepdims=True)) - (z * self.target).sum(axis=2, keepdims=True)
+            )
         return (self.weight * rows).sum(axis=(1, 2)) + 0.5 * (theta * theta * self.penalised).sum(axis=(1, 2))
 
     def hessian_product(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:

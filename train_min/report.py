@@ -94,7 +94,9 @@ def untrained_of(row: dict[str, Any]) -> str:
     return f"untrained:{row['tower']}"
 
 
-def beats_untrained(agg: dict[str, Any], rid: str, set_name: str, base: str = "untrained") -> tuple[list[str], list[str]]:
+def beats_untrained(
+    agg: dict[str, Any], rid: str, set_name: str, base: str = "untrained"
+) -> tuple[list[str], list[str]]:
     """Quality metrics where the row's mean is above / not above the untrained model's."""
     won, lost = [], []
     for key in QUALITY:

@@ -492,7 +492,8 @@ def run(args: argparse.Namespace, dist: Dist | None = None) -> dict[str, Any] | 
                     wrapped = _wrap(model, plan.device, dist)
                     cfg = TrainConfig(**{**asdict(arm.train), "seed": seed})
                     log = train(wrapped, images, train_rows, banks[name], cfg, plan.device, norm[0], norm[1], dist,
-                                loaded=loaded, val=(val_banks[name][0], val_banks[name][1]) if val_banks[name] else None)
+                                loaded=loaded,
+                                val=(val_banks[name][0], val_banks[name][1]) if val_banks[name] else None)
                     if dist.main:
                         best = f", best epoch {log.best_epoch} of {len(log.epoch_loss)}" if log.best_epoch else ""
                         print(f"{rid} seed {seed}: {log.steps} steps, loss {log.epoch_loss[0]:.3f} -> "
@@ -518,7 +519,9 @@ def run(args: argparse.Namespace, dist: Dist | None = None) -> dict[str, Any] | 
     return result
 
 
-def _val_bank(rows: data.Rows, strategy: str, val_rows: np.ndarray, tokenize: Any) -> tuple[np.ndarray, TextBank] | None:
+def _val_bank(
+    rows: data.Rows, strategy: str, val_rows: np.ndarray, tokenize: Any
+) -> tuple[np.ndarray, TextBank] | None:
     """Validation rows with a caption under the strategy (first candidate), for choosing the best epoch."""
     texts = data.row_texts(rows, strategy, val_rows)
     keep = [j for j, t in enumerate(texts) if t]

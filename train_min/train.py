@@ -108,13 +108,17 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16
 
 
-def to_input(batch: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_input(
+    batch: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     """uint8 ``(B, 3, S, S)`` to the normalised float input of the model."""
     x = torch.as_tensor(np.ascontiguousarray(batch)).to(device, non_blocking=True)
     return x.float().div_(255.0).sub_(mean).div_(std)
 
 
-def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.8, 1.0)) -> torch.Tensor:
+def random_resized_crop(
+    x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.8, 1.0)
+) -> torch.Tensor:
     """A light augmentation: each image cropped to 80-100 % of its area (aspect 3:4-4:3) and resized back.
 
     One affine resampling of the whole batch (a crop box per image), not a loop

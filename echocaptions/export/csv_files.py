@@ -13,7 +13,6 @@ already on disk.
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from echocaptions.export.build import Build
 from echocaptions.export.samples import ROW_COLUMNS, row_samples
 from echocaptions.export.shards import ExportState, file_sha256, write_atomic
+from echocaptions.io import atomic_write
 
 DEFAULT_SPLITS = ("train", "validation")
 IMAGE_KEY = "filepath"
@@ -45,27 +45,30 @@ def _export_split(build: Build, state: ExportState, strategy: str, split: str, q
     folder = state.dest / "images" / split
     folder.mkdir(parents=True, exist_ok=True)
     target = state.dest / csv_name(split)
-    tmp = target.with_name(f"{target.name}.tmp")
     skipped: Counter[str] = Counter()
     rows = samples = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in tqdm(build.rows(split, ROW_COLUMNS), total=build.rows_per_split[split], desc=f"csv {split}",
-                        unit="row", disable=quiet):
-            got, why = row_samples(row, strategy)
-            if why:
-                skipped[why] += 1
-                continue
-            rows += 1
-            image = folder / f"{got[0].meta['id']}.{got[0].ext}"
-            _write_image(image, got[0].image)
-            for s in got:
-                m = s.meta
-                writer.writerow([str(image), s.text, s.key, m["dataset"], m["organ"], m["label"] or "",
-                                 m["caption_source"]])
-                samples += 1
-    os.replace(tmp, target)
+
+    def write_csv(tmp: str) -> None:
+        nonlocal rows, samples
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for row in tqdm(build.rows(split, ROW_COLUMNS), total=build.rows_per_split[split], desc=f"csv {split}",
+                            unit="row", disable=quiet):
+                got, why = row_samples(row, strategy)
+                if why:
+                    skipped[why] += 1
+                    continue
+                rows += 1
+                image = folder / f"{got[0].meta['id']}.{got[0].ext}"
+                _write_image(image, got[0].image)
+                for s in got:
+                    m = s.meta
+                    writer.writerow([str(image), s.text, s.key, m["dataset"], m["organ"], m["label"] or "",
+                                     m["caption_source"]])
+                    samples += 1
+
+    atomic_write(target, write_csv)
     state.record(csv_name(split), {"bytes": target.stat().st_size, "sha256": file_sha256(target), "samples": samples})
     return {"rows": rows, "samples": samples, "csv": csv_name(split), "images": f"images/{split}",
             "skipped_rows": dict(sorted(skipped.items()))}

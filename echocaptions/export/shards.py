@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from echocaptions.export.build import Build, ExportError, listing
+from echocaptions.io import temporary_name, write_bytes
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -31,9 +32,7 @@ _COPY_BUFFER = 1 << 20
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
 
 
 def file_sha256(path: Path) -> str:
@@ -84,7 +83,7 @@ class TarShard:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(f"{path.name}.tmp")
+        self.tmp = temporary_name(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Stays open across add() calls; close() or abort() closes it.
         self._file = open(self.tmp, "wb")  # noqa: SIM115

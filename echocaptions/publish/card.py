@@ -180,6 +180,7 @@ def render_card(
     policy = " ▸ ".join(recipe.captions.policy)
     diversity = _table(summary_table(tables or {}), SUMMARY_HEAD) if tables else "not computed"
     phi = ", ".join(f"{k} {v}" for k, v in sorted(stats["reports"]["phi_removed"].items())) or "none"
+    near = stats["near_duplicates"]
     return f"""---
 {header}---
 
@@ -197,7 +198,7 @@ echocaptions from recipe
    is colour, long side at most {recipe.image.max_side or 'unchanged'}); `sha256` hashes the pixels.
 3. Near-duplicates across all sources (64-bit perceptual hashes within
    {stats['leakage']['max_hamming']} bits) were removed, keeping one image per cluster
-   ({stats['near_duplicates']['clusters']} clusters, {stats['near_duplicates']['label_conflicts']} rejected for conflicting labels). Rows
+   ({near['clusters']} clusters, {near['label_conflicts']} rejected for conflicting labels). Rows
    sharing a patient, a study or a video were kept in one split, stratified by
    organ and label; held-out evaluation sources form their own `eval_*` splits.
 4. Captions follow the policy {policy}: every candidate is kept in `captions`

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
+from echocaptions.io import write_text
 from echocaptions.schema import LABEL_NAMES, LABELS, ORGANS, PROVENANCE_FIELDS
 
 if TYPE_CHECKING:  # jinja2 is imported on the first report, not with this module
@@ -551,7 +552,5 @@ def write_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> Pa
     out = Path(out)
     html = render_report(out, per_class, batch_size=batch_size)
     path = out / REPORT_NAME
-    tmp = path.with_name(f".{REPORT_NAME}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, html)
     return path

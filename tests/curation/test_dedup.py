@@ -6,8 +6,13 @@ from echocaptions.curation.dedup import Candidate, remove_near_duplicates
 from echocaptions.curation.splits import RowKey
 
 
-def _c(id_: str, phash: int, *, label: str = "benign", role: str = "train", report: bool = False, pixels: int = 100) -> Candidate:
-    key = RowKey(id=id_, source=f"s_{role}", dataset="d", role=role, sha256=id_, organ="breast", label=label, source_path=f"{id_}.png")
+def _c(
+    id_: str, phash: int, *, label: str = "benign", role: str = "train", report: bool = False, pixels: int = 100
+) -> Candidate:
+    key = RowKey(
+        id=id_, source=f"s_{role}", dataset="d", role=role, sha256=id_, organ="breast", label=label,
+        source_path=f"{id_}.png",
+    )
     return Candidate(key, phash, has_report=report, pixels=pixels)
 
 

@@ -30,7 +30,9 @@ def test_patients_stay_together_and_fractions_hold() -> None:
 def test_identical_pixels_join_groups_and_duplicates_are_dropped() -> None:
     rows = [
         RowKey(id="a", source="s", dataset="d", role="train", sha256="same", patient_id="p1", source_path="a.png"),
-        RowKey(id="b", source="s", dataset="d", role="train", sha256="same", patient_id="p2", source_path="b.png", frame=2),
+        RowKey(
+            id="b", source="s", dataset="d", role="train", sha256="same", patient_id="p2", source_path="b.png", frame=2
+        ),
         RowKey(id="c", source="s", dataset="d", role="train", sha256="other", patient_id="p2"),
     ]
     result = assign_splits(rows, FRACTIONS, seed=3)

@@ -253,7 +253,8 @@ from tests.executors.dying import run_caption_shard_dying_mid_llm
 
 recipe, data_root, out, markers, address = sys.argv[1:6]
 pipeline.run_caption_shard = functools.partial(run_caption_shard_dying_mid_llm, markers, (1, 2))
-result = pipeline.build(load_recipe(recipe, data_root=data_root, out=out), executor="ray", ray_address=address, quiet=True)
+result = pipeline.build(load_recipe(recipe, data_root=data_root, out=out), executor="ray", \
+ray_address=address, quiet=True)
 print(json.dumps(result.stats["caption_stage"]))
 """
 

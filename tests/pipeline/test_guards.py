@@ -167,7 +167,9 @@ def test_non_utf8_file_name_is_a_reject(tmp_path: Path) -> None:
     assert result.stats["rows"] == 2
 
 
-def test_set_into_a_scalar_and_a_recipe_name_shadowed_by_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_set_into_a_scalar_and_a_recipe_name_shadowed_by_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(RecipeError, match="is not a mapping"):
         load_recipe("thyroid", overrides=["seed.x.y=1"])
     with pytest.raises(RecipeError, match="is not a mapping"):

@@ -34,9 +34,13 @@ def test_planted_duplicates_are_removed_and_nothing_leaks(phantom_root: Path, tm
     recipe_path.write_text(RECIPE)
     result = build(load_recipe(recipe_path, data_root=data, out=tmp_path / "out"), quiet=True)
 
-    rejects = {(r["source"], r["path"]): r["reason"] for r in map(json.loads, result.rejects_path.read_text().splitlines())}
+    rejects = {
+        (r["source"], r["path"]): r["reason"] for r in map(json.loads, result.rejects_path.read_text().splitlines())
+    }
     assert rejects[("busi", "benign/benign (1).png")].startswith("duplicate_of:copies-")
-    assert rejects[("busi", "benign/benign (2).png")].startswith("label_conflict: near-duplicates labelled benign and malignant")
+    assert rejects[("busi", "benign/benign (2).png")].startswith(
+        "label_conflict: near-duplicates labelled benign and malignant"
+    )
     assert rejects[("copies", "malignant/b.png")].startswith("label_conflict")
     stats = result.stats
     assert stats["leakage"] == {

@@ -29,7 +29,9 @@ def _recipe(tmp_path: Path, base_url: str) -> Path:
 
 def _rows(out: Path) -> list[dict]:
     return [
-        r for shard in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(shard).drop(["image"]).to_pylist()
+        r
+        for shard in sorted((out / "data").glob("*.parquet"))
+        for r in pq.read_table(shard).drop(["image"]).to_pylist()
     ]
 
 
@@ -54,7 +56,9 @@ def test_llm_captions_are_chosen_cached_and_recorded(phantom_root: Path, tmp_pat
                 assert r["caption_meta"]["prompt_version"] is not None
         assert result.stats["caption_candidates"]["llm"] == result.stats["rows"]
         first = parquet_digests(result.out)
-        again = build(load_recipe(_recipe(tmp_path, stub.base_url), data_root=phantom_root, out=tmp_path / "out"), quiet=True)
+        again = build(
+            load_recipe(_recipe(tmp_path, stub.base_url), data_root=phantom_root, out=tmp_path / "out"), quiet=True
+        )
         assert stub.count == sent, "a rerun sends nothing already answered"
         assert parquet_digests(again.out) == first, "answers from the cache publish the same bytes"
 

@@ -43,7 +43,9 @@ def test_no_dicom_identifier_reaches_any_output(phantom_root: Path, tmp_path: Pa
                 identifiers.update(p for p in value.split("^") if len(p) >= 4)
     assert len(identifiers) > 10
     result = _build(
-        phantom_root, tmp_path, "{name: d, layout: dicom, path: dicom, options: {organ: breast, labels_csv: labels.csv}}"
+        phantom_root,
+        tmp_path,
+        "{name: d, layout: dicom, path: dicom, options: {organ: breast, labels_csv: labels.csv}}",
     )
     texts: list[str] = []
     for shard in sorted((result.out / "data").glob("*.parquet")):

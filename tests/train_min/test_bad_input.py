@@ -44,7 +44,9 @@ def test_an_unknown_strategy_lists_the_known_ones(demo_build: Path, tmp_path: Pa
 def test_a_missing_checkpoint_lists_the_checkpoints_beside_it(demo_build: Path, tmp_path: Path, capsys) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "epoch_10.pt").write_bytes(b"")
-    err = _fails(capsys, tmp_path / "out", "--data", str(demo_build), "--pretrained", str(tmp_path / "ckpt" / "epoch_1.pt"))
+    err = _fails(
+        capsys, tmp_path / "out", "--data", str(demo_build), "--pretrained", str(tmp_path / "ckpt" / "epoch_1.pt")
+    )
     assert "epoch_1.pt' of tiny is neither an open_clip tag nor a file" in err and "epoch_10.pt" in err
 
 

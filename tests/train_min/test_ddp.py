@@ -32,7 +32,9 @@ def test_two_processes_train_on_gathered_features(demo_build: Path, tmp_path: Pa
     log = ddp["train"]["template_only:clip:full-seed0"]
     assert log["world_size"] == 2
     assert log["loss_batch"] == 64  # each process held 32 pairs; the loss compared all 64
-    assert (tmp_path / "ddp" / "summary.md").exists() and (tmp_path / "ddp" / "run-template_only-clip-full-seed0.json").exists()
+    assert (tmp_path / "ddp" / "summary.md").exists() and (
+        tmp_path / "ddp" / "run-template_only-clip-full-seed0.json"
+    ).exists()
 
     assert run_cli(*args, "--out", str(tmp_path / "one")) == 0
     one = json.loads((tmp_path / "one" / "summary.json").read_text())["train"]["template_only:clip:full-seed0"]

@@ -161,7 +161,8 @@ def test_eval_only_and_baselines_match_a_direct_evaluation(study_build: Path, hf
     direct = {
         "baseline:hub": (open_clip.create_model("hf-hub:testorg/tiny-clip"),
                          open_clip.get_tokenizer("hf-hub:testorg/tiny-clip")),
-        "untrained:clip": (open_clip.create_model("tiny-vit", pretrained=str(ckpt)), open_clip.get_tokenizer("tiny-vit")),
+        "untrained:clip": (open_clip.create_model("tiny-vit", pretrained=str(ckpt)),
+                           open_clip.get_tokenizer("tiny-vit")),
     }
     for rid, (model, tokenize) in direct.items():
         pp = model.visual.preprocess_cfg

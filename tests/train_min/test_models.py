@@ -106,7 +106,9 @@ def test_mixed_precision_training_lowers_the_loss() -> None:
     size, mean, std = models.preprocess(model)
     images = np.random.default_rng(0).integers(0, 256, size=(8, 3, size, size), dtype=np.uint8)
     words = ["breast", "thyroid", "liver", "lung", "benign", "malignant", "normal", "covid"]
-    bank = TextBank([[f"{words[i]} {words[(i * 3) % 8]} ultrasound {i}"] for i in range(8)], models.tokenizer("tiny-vit"))
+    bank = TextBank(
+        [[f"{words[i]} {words[(i * 3) % 8]} ultrasound {i}"] for i in range(8)], models.tokenizer("tiny-vit")
+    )
     cfg = TrainConfig(epochs=12, batch_size=8, lr=3e-3, precision="amp")
     log = train(model, images, np.arange(8), bank, cfg, torch.device("cpu"), mean, std)
     assert log.steps == 12 and log.loss_batch == 8

@@ -59,7 +59,8 @@ def test_rows_are_baselines_then_starting_points_then_every_configuration(grid: 
     md = (out / "summary.md").read_text()
     test_table = md[md.index("## test"):md.index("### Differences")]
     order = ["| **start** |", "| initial weights, no training | – | clip |",
-             "| initial weights, no training | – | hf:tiny-bert |", "| report_template | report_template | clip | full |",
+             "| initial weights, no training | – | hf:tiny-bert |",
+             "| report_template | report_template | clip | full |",
              "| template_only | template_only | hf:tiny-bert | frozen-image |"]
     assert [test_table.index(line) for line in order] == sorted(test_table.index(line) for line in order)
 
@@ -80,7 +81,9 @@ def test_the_bert_arm_starts_from_the_clip_image_weights_with_fine_tuning_defaul
         grid: tuple[Path, dict[str, Any]]) -> None:
     _, result = grid
     arms = result["config"]["arms"]
-    assert arms["hf:tiny-bert"]["weights"].startswith("image: ") and arms["clip"]["pretrained_towers"] == ["image", "text"]
+    assert (
+        arms["hf:tiny-bert"]["weights"].startswith("image: ") and arms["clip"]["pretrained_towers"] == ["image", "text"]
+    )
     assert arms["hf:tiny-bert"]["pretrained_towers"] == ["image", "text"]
     bert = arms["hf:tiny-bert"]["train"]
     assert (bert["lr_image"], bert["lr_text"], bert["lr_new"], bert["select_best"]) == (1e-4, 2e-5, 1e-4, True)
@@ -101,7 +104,10 @@ def test_held_out_sets_fit_their_probes_within_the_set(grid: tuple[Path, dict[st
     assert busi["groups"]["breast"]["protocol"] == "within-set 5-fold" and len(busi["groups"]["breast"]["C"]) == 5
     assert all(p is not None for p in busi["per_image"]["lp_pred"])  # every image predicted out of fold
     md = (out / "summary.md").read_text()
-    assert "### Few-shot balanced accuracy, eval_busi (k images per class drawn from the set, tested on its other rows" in md
+    assert (
+        "### Few-shot balanced accuracy, eval_busi (k images per class drawn from the set, tested on its other rows"
+        in md
+    )
     assert "### Few-shot balanced accuracy, test (k images per class from the train split" in md
     assert (out / "fewshot.png").read_bytes()[:4] == b"\x89PNG"
 
