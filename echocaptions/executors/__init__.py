@@ -7,15 +7,57 @@ made, so it stays an optional extra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from echocaptions.executors.base import Executor, ExecutorError
 from echocaptions.executors.local import LocalExecutor
 from echocaptions.executors.ray import RayExecutor
+from echocaptions.registry import Registry
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorError", "LocalExecutor", "RayExecutor", "get_executor"]
+__all__ = [
+    "EXECUTORS",
+    "EXECUTOR_FACTORIES",
+    "Executor",
+    "ExecutorError",
+    "LocalExecutor",
+    "RayExecutor",
+    "get_executor",
+]
 
-EXECUTORS = ("local", "ray")
+# Every executor by name, as a factory: ``factory(workers, *, address, cpus_per_task,
+# gpus_per_task, max_retries, worker_modules)``. Nothing is connected (and Ray is not
+# imported) until :func:`get_executor` calls one.
+EXECUTOR_FACTORIES: Registry[Callable[..., Executor]] = Registry("executor")
+
+
+@EXECUTOR_FACTORIES.register("local")
+def _local(workers: int, *, address: str | None = None, **_: object) -> Executor:
+    if address:
+        raise ValueError(f"a Ray address ({address}) was given but the executor is local; use --executor ray")
+    return LocalExecutor(workers=workers)
+
+
+@EXECUTOR_FACTORIES.register("ray")
+def _ray(
+    workers: int,
+    *,
+    address: str | None = None,
+    cpus_per_task: float = 1.0,
+    gpus_per_task: float = 0.0,
+    max_retries: int = 3,
+    worker_modules: Sequence[str] = (),
+) -> Executor:
+    return RayExecutor(
+        workers=workers,
+        address=address,
+        num_cpus_per_task=cpus_per_task,
+        num_gpus_per_task=gpus_per_task,
+        max_retries=max_retries,
+        worker_modules=worker_modules,
+    )
+
+
+EXECUTORS = EXECUTOR_FACTORIES.names()
 
 
 def get_executor(
@@ -31,20 +73,15 @@ def get_executor(
     """The executor called ``name``; Ray is imported (and connected) only for ``ray``.
 
     ``worker_modules``: the modules the work imports, which a cluster's
-    workers are checked to import before any work.
+    workers are checked to import before any work. An unknown name raises
+    ``ValueError`` listing the names in :data:`EXECUTOR_FACTORIES`.
     """
-    if name == "local":
-        if address:
-            raise ValueError(f"a Ray address ({address}) was given but the executor is local; use --executor ray")
-        return LocalExecutor(workers=workers)
-    if name == "ray":
-        return RayExecutor(
-            workers=workers,
-            address=address,
-            num_cpus_per_task=cpus_per_task,
-            num_gpus_per_task=gpus_per_task,
-            max_retries=max_retries,
-            worker_modules=worker_modules,
-        )
-    raise ValueError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
-
+    factory = EXECUTOR_FACTORIES.get(name)
+    return factory(
+        workers,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+        max_retries=max_retries,
+        worker_modules=worker_modules,
+    )

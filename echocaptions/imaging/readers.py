@@ -1,4 +1,4 @@
-"""Image readers: a registry of decoders, each saying which files it can read.
+"""Image readers: a registry of decoders (:data:`IMAGE_READERS`), each saying which files it can read.
 
 When no reader accepts a file, the error lists the readers tried. Videos (and
 animated GIFs) are sampled at a fixed rate with a cap per file.
@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageSequence
 
 from echocaptions.imaging.normalise import Normalised, normalise, normalise_file
+from echocaptions.registry import Registry
 
 Image.MAX_IMAGE_PIXELS = 64_000_000
 
@@ -133,17 +134,29 @@ class VideoReader(Reader):
                     yield index, img
 
 
-READERS: list[Reader] = [PillowReader(), GifReader(), VideoReader()]
+# Every reader by name, in the order they are tried (the first that can read a file wins).
+IMAGE_READERS: Registry[Reader] = Registry("image reader")
+for _reader in (PillowReader(), GifReader(), VideoReader()):
+    IMAGE_READERS.register(_reader.name, _reader)
+del _reader
 
 
 def register_reader(reader: Reader, first: bool = True) -> None:
-    """Add a reader (e.g. DICOM or NIfTI); ``first`` gives it priority."""
-    READERS.insert(0, reader) if first else READERS.append(reader)
+    """Add a reader (e.g. DICOM or NIfTI) under its ``name``; ``first`` gives it priority."""
+    IMAGE_READERS.register(reader.name, reader, first=first)
+
+
+def __getattr__(name: str) -> list[Reader]:
+    """``READERS``: the readers in the order they are tried (a list made from :data:`IMAGE_READERS`)."""
+    if name == "READERS":
+        return list(IMAGE_READERS.values())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def reader_for(path: Path) -> Reader:
-    for reader in READERS:
+    readers = IMAGE_READERS.values()
+    for reader in readers:
         if reader.can_read(path):
             return reader
-    tried = ", ".join(f"{r.name} ({' '.join(r.suffixes)})" for r in READERS)
+    tried = ", ".join(f"{r.name} ({' '.join(r.suffixes)})" for r in readers)
     raise ImageReadError(f"{path}: no reader for {path.suffix or 'files without a suffix'}; tried {tried}")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from echocaptions.registry import Registry
 from echocaptions.schema import ORGANS, Reject, SchemaError, SourceItem, check_findings, check_label
 
 
@@ -175,25 +176,24 @@ class Source(ABC):
         return Reject(source=self.name, path=str(path), reason=reason, stage="enumerate", detail=detail)
 
 
-_REGISTRY: dict[str, type[Source]] = {}
+# Every adapter by its ``layout`` name; filled by ``@register`` as ``echocaptions.sources`` imports them.
+SOURCE_LAYOUTS: Registry[type[Source]] = Registry("source layout", error=SourceError)
 
 
 def register(cls: type[Source]) -> type[Source]:
     """Class decorator: make an adapter available by its ``layout`` name."""
-    if cls.layout in _REGISTRY and _REGISTRY[cls.layout] is not cls:
-        raise ValueError(f"layout {cls.layout!r} registered twice")
-    _REGISTRY[cls.layout] = cls
-    return cls
+    return SOURCE_LAYOUTS.register(cls.layout, cls)
 
 
 def registry() -> dict[str, type[Source]]:
+    """Every adapter by layout name, sorted by name."""
     import echocaptions.sources  # noqa: F401  (imports every adapter module)
 
-    return dict(sorted(_REGISTRY.items()))
+    return dict(sorted(SOURCE_LAYOUTS.items()))
 
 
 def get_source_class(layout: str) -> type[Source]:
-    known = registry()
-    if layout not in known:
-        raise SourceError(f"unknown layout {layout!r}; known layouts: {', '.join(known)}")
-    return known[layout]
+    """The adapter of ``layout``; an unknown layout raises :class:`SourceError` listing the known ones."""
+    import echocaptions.sources  # noqa: F401  (imports every adapter module)
+
+    return SOURCE_LAYOUTS.get(layout)

@@ -50,6 +50,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
+from echocaptions.registry import Registry
 from echocaptions.schema import ORGANS
 from echocaptions.sources.ddti import CALCIFICATIONS, COMPOSITION, ECHOGENICITY, MARGINS
 from echocaptions.synth.bmode import Rendered, draw, render
@@ -701,25 +702,28 @@ def _report_corpus_zh(root: Path, ctx: _Ctx) -> Path:
     return root
 
 
-_WRITERS: dict[str, Callable[[Path, _Ctx], Path]] = {
-    "busi": _busi,
-    "ddti": _ddti,
-    "aul": _aul,
-    "pocus": _pocus,
-    "report_corpus": _report_corpus,
-    "report_corpus_zh": _report_corpus_zh,
-}
+# Every phantom layout's writer by layout name, in the order make_phantom writes them; the
+# folder and organs of each are in LAYOUT_FOLDERS and LAYOUT_ORGANS.
+PHANTOM_LAYOUTS: Registry[Callable[..., Path]] = Registry("phantom layout")
+for _layout, _writer in (
+    ("busi", _busi),
+    ("ddti", _ddti),
+    ("aul", _aul),
+    ("pocus", _pocus),
+    ("report_corpus", _report_corpus),
+    ("report_corpus_zh", _report_corpus_zh),
+):
+    PHANTOM_LAYOUTS.register(_layout, _writer)
+del _layout, _writer
 
 
 def register_layout(
     layout: str, folder: str, organs: tuple[str, ...], writer: Callable[[Path, _Ctx], Path]
 ) -> None:
     """Add a phantom writer for one public layout (modules ``synth/layout_*.py`` call this)."""
-    if layout in _WRITERS and _WRITERS[layout] is not writer:
-        raise ValueError(f"phantom layout {layout!r} registered twice")
+    PHANTOM_LAYOUTS.register(layout, writer)  # a different writer under a taken name raises
     LAYOUT_FOLDERS[layout] = folder
     LAYOUT_ORGANS[layout] = organs
-    _WRITERS[layout] = writer
 
 
 def _fresh(folder: Path, out: Path) -> None:
@@ -763,9 +767,11 @@ def make_phantom(
       without ``git lfs pull``).
     """
     if layouts is not None:
-        unknown_layouts = sorted(set(layouts) - set(_WRITERS))
+        unknown_layouts = sorted(set(layouts) - set(PHANTOM_LAYOUTS.names()))
         if unknown_layouts:
-            raise ValueError(f"unknown phantom layouts {unknown_layouts}; choose from {sorted(_WRITERS)}")
+            raise ValueError(
+                f"unknown phantom layouts {unknown_layouts}; choose from {sorted(PHANTOM_LAYOUTS.names())}"
+            )
     chosen = tuple(organs) if organs else ORGANS
     unknown = [o for o in chosen if o not in ORGANS]
     if unknown:
@@ -779,7 +785,7 @@ def make_phantom(
     asked = {k: v for k, v in (("wrappers", wrappers), ("variants", variants),
                                 ("lfs_pointers", lfs_pointers)) if v}
     roots: dict[str, Path] = {}
-    for layout, writer in _WRITERS.items():
+    for layout, writer in PHANTOM_LAYOUTS.items():
         if not set(LAYOUT_ORGANS[layout]) & set(chosen):
             continue
         if layouts is not None and layout not in layouts:
