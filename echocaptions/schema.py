@@ -11,6 +11,7 @@ the build opens with ``datasets.load_dataset`` and decodes its images.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -250,33 +251,127 @@ class Record:
     license: str | None = None
 
 
-# Column order of the published table.
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "image",
-    "organ",
-    "dataset",
-    "source_path",
-    "frame",
-    "view",
-    "patient_id",
-    "study_id",
-    "label",
-    "findings",
-    "findings_source",
-    "report",
-    "report_language",
-    "caption",
-    "caption_source",
-    "captions",
-    "caption_meta",
-    "width",
-    "height",
-    "sha256",
-    "phash",
-    "license",
-    "split",
+@dataclass(frozen=True)
+class Field:
+    """One published column: its name, its ``datasets`` feature, and how the README describes it.
+
+    ``feature`` builds the feature on call (``datasets`` is imported lazily);
+    ``type_text`` and ``meaning`` are the README's "type" and "meaning" cells.
+    """
+
+    name: str
+    feature: Callable[[], Any]
+    type_text: str
+    meaning: str
+
+
+def _value(dtype: str) -> Callable[[], Any]:
+    def make():
+        from datasets import Value
+
+        return Value(dtype)
+
+    return make
+
+
+def _image():
+    from datasets import Image
+
+    return Image()
+
+
+def _class_label(names: tuple[str, ...]) -> Callable[[], Any]:
+    def make():
+        from datasets import ClassLabel
+
+        return ClassLabel(names=list(names))
+
+    return make
+
+
+def _provenance() -> dict[str, Any]:
+    from datasets import Value
+
+    return {name: Value(dtype) for name, dtype in PROVENANCE_FIELDS.items()}
+
+
+def _findings():
+    from datasets import Value
+
+    return {name: Value("string") for name in FINDINGS_FIELDS}
+
+
+def _captions():
+    from datasets import List, Value
+
+    return List({"source": Value("string"), "text": Value("string"), **_provenance()})
+
+
+def _caption_meta():
+    from datasets import Value
+
+    return {
+        "policy": Value("string"),
+        "chosen": Value("string"),
+        "fallback": Value("string"),
+        "flags": Value("string"),
+        **_provenance(),
+    }
+
+
+# The published columns, in table order: COLUMNS, hf_features() and the README's
+# schema table (schema_markdown()) all come from here.
+FIELDS: tuple[Field, ...] = (
+    Field("id", _value("string"), "string", "stable id: dataset + hash of source path and frame"),
+    Field(
+        "image", _image, "Image (PNG bytes)",
+        "8-bit grayscale unless the source is colour; long side ≤ `image.max_side`",
+    ),
+    Field("organ", _class_label(ORGANS), "ClassLabel", ", ".join(ORGANS)),
+    Field("dataset", _value("string"), "string", "the source dataset"),
+    Field("source_path", _value("string"), "string", "path relative to the source root"),
+    Field("frame", _value("int32"), "int32", "frame index for videos and multi-frame files, else null"),
+    Field("view", _value("string"), "string", "probe or view when the layout says (e.g. convex, linear)"),
+    Field(
+        "patient_id", _value("string"), "string",
+        "`<dataset>:<the dataset's own patient id>`, unique across the build (datasets number their patients "
+        "independently); only when the layout has one — never invented",
+    ),
+    Field("study_id", _value("string"), "string", "`<dataset>:<study / case / nodule id>` when the layout has one"),
+    Field("label", _class_label(LABEL_NAMES), "ClassLabel", "normalised class (vocabulary below)"),
+    Field("findings", _findings, "struct of strings", "structured descriptors (below)"),
+    Field(
+        "findings_source", _value("string"), "string",
+        "where `findings` came from: `layout`, `report` or `layout+report`",
+    ),
+    Field(
+        "report", _value("string"), "string",
+        "the expert report, de-identified; null when the recipe sets `reports.publish: false`",
+    ),
+    Field("report_language", _value("string"), "string", "detected language of the report (ISO 639-1)"),
+    Field("caption", _value("string"), "string", "the chosen caption"),
+    Field("caption_source", _value("string"), "string", "`report`, `template` or `llm`"),
+    Field(
+        "captions", _captions, "list of struct",
+        "every candidate: source, text and provenance (template file, level, variant, prompt id/version, "
+        "model, seed, temperature, note)",
+    ),
+    Field(
+        "caption_meta", _caption_meta, "struct",
+        "policy, chosen tier, why earlier tiers were skipped, the chosen provenance, and `flags` "
+        "(comma-separated: `burned_in_annotation`, `label_uncertain` for POCUS clips without a PCR test, "
+        "`organ_from=<rule>` for report corpus rows)",
+    ),
+    Field("width", _value("int32"), "int32", "pixels"),
+    Field("height", _value("int32"), "int32", "pixels"),
+    Field("sha256", _value("string"), "string", "hash of the decoded pixels (mode, size, bytes)"),
+    Field("phash", _value("string"), "string", "64-bit perceptual hash of the image content, 16 hex digits"),
+    Field("license", _value("string"), "string", "licence of the source"),
+    Field("split", _value("string"), "string", "the split the row is in"),
 )
+
+# Column order of the published table.
+COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
 PROVENANCE_FIELDS: dict[str, str] = {
     "template": "string",
@@ -292,46 +387,26 @@ PROVENANCE_FIELDS: dict[str, str] = {
 
 
 def hf_features():
-    """The published schema as ``datasets.Features``."""
-    from datasets import ClassLabel, Features, Image, List, Value
+    """The published schema as ``datasets.Features``, in :data:`FIELDS` order."""
+    from datasets import Features
 
-    provenance = {name: Value(dtype) for name, dtype in PROVENANCE_FIELDS.items()}
-    return Features(
-        {
-            "id": Value("string"),
-            "image": Image(),
-            "organ": ClassLabel(names=list(ORGANS)),
-            "dataset": Value("string"),
-            "source_path": Value("string"),
-            "frame": Value("int32"),
-            "view": Value("string"),
-            "patient_id": Value("string"),
-            "study_id": Value("string"),
-            "label": ClassLabel(names=list(LABEL_NAMES)),
-            "findings": {name: Value("string") for name in FINDINGS_FIELDS},
-            "findings_source": Value("string"),
-            "report": Value("string"),
-            "report_language": Value("string"),
-            "caption": Value("string"),
-            "caption_source": Value("string"),
-            "captions": List(
-                {"source": Value("string"), "text": Value("string"), **provenance}
-            ),
-            "caption_meta": {
-                "policy": Value("string"),
-                "chosen": Value("string"),
-                "fallback": Value("string"),
-                "flags": Value("string"),
-                **provenance,
-            },
-            "width": Value("int32"),
-            "height": Value("int32"),
-            "sha256": Value("string"),
-            "phash": Value("string"),
-            "license": Value("string"),
-            "split": Value("string"),
-        }
-    )
+    return Features({f.name: f.feature() for f in FIELDS})
+
+
+def schema_markdown() -> str:
+    """The README's schema table (``| column | type | meaning |``), rendered from :data:`FIELDS`.
+
+    Neighbouring fields with the same type and meaning share a row (``width``, ``height``).
+    """
+    rows: list[tuple[list[str], str, str]] = []
+    for f in FIELDS:
+        if rows and rows[-1][1:] == (f.type_text, f.meaning):
+            rows[-1][0].append(f.name)
+        else:
+            rows.append(([f.name], f.type_text, f.meaning))
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| {', '.join(f'`{n}`' for n in names)} | {kind} | {meaning} |" for names, kind, meaning in rows]
+    return "\n".join(lines) + "\n"
 
 
 def arrow_schema():

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from echocaptions.cli import app, sources_markdown
 from echocaptions.recipe import list_recipes, load_recipe
+from echocaptions.schema import COLUMNS, schema_markdown
 from echocaptions.sources import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -19,6 +20,17 @@ def test_readme_layout_table_is_the_registry() -> None:
     assert table == sources_markdown(), "regenerate with: echocaptions sources --markdown"
     for layout in registry():
         assert f"| `{layout}` |" in table
+
+
+def test_readme_schema_table_is_the_field_table() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- schema:begin -->\n", 1)[1].split("<!-- schema:end -->", 1)[0]
+    assert table == schema_markdown(), (
+        "regenerate with: python -c 'from echocaptions.schema import schema_markdown; "
+        "print(schema_markdown(), end=\"\")'"
+    )
+    for column in COLUMNS:
+        assert f"`{column}`" in table
 
 
 def test_every_public_layout_says_where_to_get_it() -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from echocaptions.metrics.tables import SUMMARY_HEAD, summary_table
 from echocaptions.publish import strategy_configs
-from echocaptions.schema import hf_features
+from echocaptions.schema import hf_features, schema_markdown
 
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
@@ -244,6 +244,12 @@ the findings or the organ alone.
 
 {caption_sources}
 
+## Columns
+
+Every row has these columns (the `label` and `findings` vocabularies are listed
+under "Schema" in the echocaptions README):
+
+{schema_markdown()}
 ## Use
 
 ```python
