@@ -318,19 +318,19 @@ def diversity(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Lexical diversity and findings fidelity of a build's captions, grouped."""
-    import pyarrow.parquet as pq
-
     from echocaptions.metrics.diversity import grouped
     from echocaptions.metrics.tables import SUMMARY_HEAD, strategy_rows, summary_table
+    from echocaptions.publish.build import BuildFolderError, open_build
     from echocaptions.schema import LABEL_NAMES, ORGANS
 
-    shards = sorted((folder / "data").glob("*.parquet"))
-    if not shards:
-        _fail(f"{folder}: no data/*.parquet; run `echocaptions build` into this folder first")
+    try:
+        build = open_build(folder)
+    except BuildFolderError as exc:
+        _fail(str(exc))
     columns = ["id", "caption", "caption_source", "organ", "label", "dataset", "findings", "captions", "split"]
     rows = []
-    for shard in shards:
-        for r in pq.read_table(shard, columns=columns).to_pylist():
+    for batch in build.batches(columns, batch_rows=1024):
+        for r in batch.to_pylist():
             r["organ"] = ORGANS[r["organ"]]
             r["label"] = None if r["label"] is None or r["label"] < 0 else LABEL_NAMES[r["label"]]
             rows.append(r)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from echocaptions.captions import strategies
+from echocaptions.publish.build import Build, BuildFolderError, open_build
 
 SPLIT_ORDER = ("train", "validation", "test")
 EVAL_SPLIT_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as eval_<source>
@@ -28,7 +29,7 @@ META_COLUMNS = ("id", "organ", "label", "dataset", "captions", "findings", "sha2
 POLICY_COLUMN = "caption"  # the caption the build's policy chose for the row
 
 
-class BuildError(ValueError):
+class BuildError(BuildFolderError):
     """The build cannot serve what was asked; the message names what is missing and what exists."""
 
 
@@ -48,6 +49,7 @@ class Rows:
     splits: dict[str, Any] = field(repr=False)  # split name -> datasets.Dataset (images)
     position: list[int] = field(repr=False)  # row -> index inside its split's Dataset
     policy: list[str | None] | None = None  # the build's own caption (its caption policy), when it has one
+    build: Build | None = field(default=None, repr=False)  # the opened build folder (None for rows made in tests)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,19 +76,13 @@ def _split_order(names: Sequence[str]) -> list[str]:
 
 
 def load_rows(path: str | Path) -> Rows:
-    """Open a build with ``datasets`` and read its small columns (no image is decoded here)."""
+    """Open a build (:func:`open_build`) and read its small columns with ``datasets`` (no image is decoded here)."""
     import datasets
 
     path = Path(path)
-    shards = sorted((path / "data").glob("*.parquet")) if path.is_dir() else []
-    if not shards:
-        found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-        raise BuildError(
-            f"no build at {path}: expected Parquet shards in {path / 'data'} "
-            f"(as `echocaptions build --out {path}` writes); found: {found or 'nothing'}"
-        )
+    build = open_build(path, error=BuildError)
     datasets.disable_progress_bars()
-    ds = datasets.load_dataset(str(path))
+    ds = datasets.load_dataset("parquet", data_files=build.data_files())
     missing = [c for c in (*META_COLUMNS, "image") if c not in ds[next(iter(ds))].column_names]
     if missing:
         raise BuildError(f"build {path} lacks columns {missing}; it has {ds[next(iter(ds))].column_names}")
@@ -118,7 +114,7 @@ def load_rows(path: str | Path) -> Rows:
         path=path, ids=cols["id"], split=cols["split"], organ=cols["organ"], label=cols["label"],
         dataset=cols["dataset"], captions=cols["captions"], findings=cols["findings"],
         sha256=cols["sha256"], splits=dict(ds), position=cols["position"],
-        policy=cols[POLICY_COLUMN] if has_policy else None,
+        policy=cols[POLICY_COLUMN] if has_policy else None, build=build,
     )
 
 

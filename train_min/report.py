@@ -229,8 +229,7 @@ def diversity(rows: Rows, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per strategy: diversity values, fidelity, and where they come from."""
     from echocaptions.metrics.diversity import grouped
 
-    path = rows.path / "diversity.json"
-    table = json.loads(path.read_text()).get("strategy", {}) if path.exists() else {}
+    table = ((rows.build.diversity() if rows.build else None) or {}).get("strategy", {})
     out = {}
     for name in names:
         if name in table:

@@ -32,7 +32,6 @@ from typing import Any
 from tqdm import tqdm
 
 from echocaptions.export import prompts as prompt_sets
-from echocaptions.export.build import EVAL_PREFIX, Build
 from echocaptions.export.samples import (
     ROW_COLUMNS,
     chosen_captions,
@@ -43,6 +42,7 @@ from echocaptions.export.samples import (
     organ_name,
 )
 from echocaptions.export.shards import ExportState, ShardSeries
+from echocaptions.publish.build import EVAL_PREFIX, Build
 
 WDS_SPLIT = "test"
 SCAN_COLUMNS = ("organ", "label", "dataset", "captions")

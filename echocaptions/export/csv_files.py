@@ -20,10 +20,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from echocaptions.export.build import Build
 from echocaptions.export.samples import ROW_COLUMNS, row_samples
 from echocaptions.export.shards import ExportState, file_sha256, write_atomic
 from echocaptions.io import atomic_write
+from echocaptions.publish.build import Build
 
 DEFAULT_SPLITS = ("train", "validation")
 IMAGE_KEY = "filepath"

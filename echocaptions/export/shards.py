@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from echocaptions.export.build import Build, ExportError, listing
+from echocaptions.export.build import ExportError
 from echocaptions.io import temporary_name, write_bytes
+from echocaptions.publish.build import Build, listing
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

@@ -18,9 +18,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from echocaptions.export.build import Build
 from echocaptions.export.samples import ROW_COLUMNS, dumps, row_samples
 from echocaptions.export.shards import ExportState, ShardSeries
+from echocaptions.publish.build import Build
 
 DEFAULT_SPLITS = ("train", "validation")
 SIZES = "sizes.json"

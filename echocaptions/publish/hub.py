@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from echocaptions.publish.build import CARD, BuildFolderError, open_build
 
 IGNORE = [".work/**", ".cache/**", "*.tmp"]
 
 
-class PublishError(RuntimeError):
-    pass
+class PublishError(BuildFolderError):
+    """The folder cannot be published: not a finished build, or its card disagrees with its files."""
 
 
 @dataclass
@@ -22,21 +23,20 @@ class PublishPlan:
 
 
 def check_build(folder: Path) -> PublishPlan:
-    """The card parses, its data_files match shards, and their row counts match stats.json."""
+    """The card parses, its data_files match shards, the folder is a finished build (:func:`open_build`),
+    and every config's row counts match stats.json."""
     import pyarrow.parquet as pq
     from huggingface_hub import DatasetCard
 
-    card_path = folder / "README.md"
-    stats_path = folder / "stats.json"
-    for needed in (card_path, stats_path):
-        if not needed.is_file():
-            raise PublishError(f"{folder}: no {needed.name}; run `echocaptions build` into this folder first")
+    folder = Path(folder)
+    card_path = folder / CARD
+    if not card_path.is_file():
+        raise PublishError(f"{folder}: no {CARD}; run `echocaptions build` into this folder first")
     card = DatasetCard.load(card_path)
     configs = card.data.to_dict().get("configs") or []
     if not configs or not all(c.get("data_files") for c in configs):
         raise PublishError(f"{card_path}: the YAML header declares no configs with data_files")
-    stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    splits: dict[str, int] = {}
+    matches = []
     for config in configs:
         for entry in config["data_files"]:
             matched = sorted(folder.glob(entry["path"]))
@@ -45,14 +45,18 @@ def check_build(folder: Path) -> PublishPlan:
                     f"{card_path}: config {config['config_name']!r} split {entry['split']!r}: "
                     f"pattern {entry['path']!r} matches no file"
                 )
-            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in matched)
-            expected = stats["splits"].get(entry["split"])
-            if rows != expected:
-                raise PublishError(
-                    f"{folder}: split {entry['split']!r} has {rows} rows in its shards but "
-                    f"stats.json says {expected}; rebuild the folder"
-                )
-            splits[entry["split"]] = rows
+            matches.append((entry, matched))
+    stats = open_build(folder, error=PublishError).stats()
+    splits: dict[str, int] = {}
+    for entry, matched in matches:
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in matched)
+        expected = stats["splits"].get(entry["split"])
+        if rows != expected:
+            raise PublishError(
+                f"{folder}: split {entry['split']!r} has {rows} rows in its shards but "
+                f"stats.json says {expected}; rebuild the folder"
+            )
+        splits[entry["split"]] = rows
     files = sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from echocaptions.schema import arrow_schema
 
 ROW_GROUP_ROWS = 100
-SHARD_RE = re.compile(r"\w+-\d{5}-of-\d{5}\.parquet")
+SHARD_RE = re.compile(r"(?P<split>\w+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet")  # shard_name's names
 
 
 def shard_name(split: str, index: int, total: int) -> str:

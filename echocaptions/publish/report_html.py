@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from echocaptions.io import write_text
+from echocaptions.publish.build import Build, BuildFolderError, open_build
 from echocaptions.schema import LABEL_NAMES, LABELS, ORGANS, PROVENANCE_FIELDS
 
 if TYPE_CHECKING:  # jinja2 is imported on the first report, not with this module
@@ -57,8 +58,9 @@ _LEAKAGE_LABELS = {
 }
 
 
-class ReportError(Exception):
-    """The folder is not a finished build."""
+class ReportError(BuildFolderError):
+    """The folder is not a finished build (the same text for every reader, see :func:`open_build`), or the report
+    cannot be made."""
 
 
 def sample_key(row_id: str) -> int:
@@ -263,32 +265,25 @@ def _count_table(key: str, title: str, head: str, counts: dict[str, int], order:
     return {"key": key, "title": title, "head": head, "rows": rows, "total": total}
 
 
-def _rejects(path: Path, stats_total: int | None) -> dict[str, Any]:
+def _rejects(build: Build, stats_total: int | None) -> dict[str, Any]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     total = 0
     problem = ""
-    if path.is_file():
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    rec = {"reason": f"rejects.jsonl line {number} is not JSON"}
-                total += 1
-                reason = str(rec.get("reason", ""))
-                key = (str(rec.get("stage", "")), reason_group(reason))
-                if key not in groups and len(groups) >= MAX_REJECT_GROUPS:
-                    key = ("", "other reasons")
-                g = groups.get(key)
-                if g is None:
-                    g = groups[key] = {
-                        "stage": key[0], "reason": key[1], "n": 0, "sources": Counter(),
-                        "example_path": str(rec.get("path", "")), "example_reason": reason,
-                    }
-                g["n"] += 1
-                g["sources"][str(rec.get("source", ""))] += 1
+    if build.rejects_path.is_file():
+        for rec in build.rejects():
+            total += 1
+            reason = str(rec.get("reason", ""))
+            key = (str(rec.get("stage", "")), reason_group(reason))
+            if key not in groups and len(groups) >= MAX_REJECT_GROUPS:
+                key = ("", "other reasons")
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = {
+                    "stage": key[0], "reason": key[1], "n": 0, "sources": Counter(),
+                    "example_path": str(rec.get("path", "")), "example_reason": reason,
+                }
+            g["n"] += 1
+            g["sources"][str(rec.get("source", ""))] += 1
     elif stats_total:
         problem = f"stats.json counts {stats_total} rejects but there is no rejects.jsonl"
     if stats_total is not None and total != stats_total and not problem:
@@ -409,13 +404,6 @@ def _plots(scan: _Scan, tables: dict[str, Any] | None, organs: list[str], splits
     return plots
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ReportError(f"{path} is not valid JSON: {exc}") from exc
-
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -444,15 +432,10 @@ def render_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> s
     out = Path(out)
     if per_class < 0:
         raise ReportError(f"per_class must be 0 or more, not {per_class}")
-    if not out.is_dir():
-        raise ReportError(f"{out} is not a folder; run `echocaptions build --out {out}` first")
-    shards = sorted((out / "data").glob("*.parquet"))
-    if not shards:
-        raise ReportError(f"no data/*.parquet in {out}; run `echocaptions build` into this folder first")
-    if not (out / "stats.json").is_file():
-        raise ReportError(f"no stats.json in {out}: the build did not finish; run `echocaptions build` again")
-    stats = _read_json(out / "stats.json")
-    tables = _read_json(out / "diversity.json") if (out / "diversity.json").is_file() else None
+    build = open_build(out, error=ReportError)
+    shards = build.all_shards
+    stats = build.stats()
+    tables = build.diversity()
 
     scan = _scan(shards, per_class, batch_size)
     items = _load_sample(shards, scan)
@@ -535,7 +518,7 @@ def render_report(out: Path, per_class: int = 6, *, batch_size: int = 1024) -> s
         leakage=_leakage(stats),
         diversity=_diversity(tables),
         plots=_plots(scan, tables, organs, splits),
-        rejects=_rejects(out / "rejects.jsonl", stats.get("rejected")),
+        rejects=_rejects(build, stats.get("rejected")),
         reports=reports,
         per_class=per_class,
         gallery=gallery,
