@@ -46,7 +46,15 @@ from echocaptions.io import write_text
 from echocaptions.metrics.tables import diversity_tables
 from echocaptions.publish import strategy_configs
 from echocaptions.publish.card import render_card
-from echocaptions.publish.folder import swap_in, write_shards
+from echocaptions.publish.folder import (
+    CARD,
+    DIVERSITY,
+    REJECTS,
+    STATS,
+    WORK_DIR,
+    swap_in,
+    write_shards,
+)
 from echocaptions.recipe import ExecutorSpec, Recipe, SourceSpec
 from echocaptions.schema import Reject, SourceItem, build_key
 from echocaptions.sources.base import Source, SourceError, get_source_class
@@ -59,7 +67,7 @@ from echocaptions.stats import (
     stage_table,
 )
 
-WORK = ".work"
+WORK = WORK_DIR  # work in progress: OUT/.work
 # Modules a worker imports before decoding: the source adapters, which register the
 # image readers of their formats (HDF5 frames, MAT files) when imported.
 READER_MODULES = ("echocaptions.sources",)
@@ -79,7 +87,7 @@ class BuildResult:
 
     @property
     def rejects_path(self) -> Path:
-        return self.out / "rejects.jsonl"
+        return self.out / REJECTS
 
 
 # the build --------------------------------------------------------------------
@@ -247,7 +255,7 @@ def _check_output_folder(out: Path, inputs: list[Path]) -> None:
             raise BuildError(
                 f"output folder {out} overlaps the input {root}; choose an output folder outside the data"
             )
-    if out.is_dir() and any(out.iterdir()) and not ((out / "stats.json").is_file() or (out / WORK).is_dir()):
+    if out.is_dir() and any(out.iterdir()) and not ((out / STATS).is_file() or (out / WORK_DIR).is_dir()):
         raise BuildError(
             f"output folder {out} is not empty and holds no earlier build; choose an empty or new folder"
         )
@@ -367,7 +375,7 @@ def curate_rows(
     clock.record("curation", started, curated.stats.rows)
     if not curated.splits:
         rejects = sorted([*listed.rejects, *read_rejects(staged), *curated.rejects], key=_reject_order)
-        write_text(prepared.out / "rejects.jsonl", _jsonl(rejects))
+        write_text(prepared.out / REJECTS, _jsonl(rejects))
         raise BuildError(
             f"no row survived: all {len(rejects)} items were rejected; reasons in {prepared.out / 'rejects.jsonl'}"
         )
@@ -431,10 +439,10 @@ def publish(
         prepared.out,
         prepared.out / WORK,
         {
-            "rejects.jsonl": _jsonl(rejects),
-            "stats.json": json.dumps(stats, indent=2, sort_keys=True) + "\n",
-            "diversity.json": json.dumps(tables, indent=2, sort_keys=True) + "\n",
-            "README.md": card,
+            REJECTS: _jsonl(rejects),
+            STATS: json.dumps(stats, indent=2, sort_keys=True) + "\n",
+            DIVERSITY: json.dumps(tables, indent=2, sort_keys=True) + "\n",
+            CARD: card,
         },
     )
     return BuildResult(out=prepared.out, stats=stats, split_files=shards.split_files)

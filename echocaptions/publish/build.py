@@ -30,15 +30,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from echocaptions.publish.folder import DATA_DIR
+from echocaptions.publish.folder import CARD, DATA_DIR, DIVERSITY, REJECTS, STATS, WORK_DIR
 from echocaptions.publish.parquet import SHARD_RE
 from echocaptions.publish.strategy_configs import FOLDER as STRATEGIES_DIR
 
-STATS = "stats.json"
-DIVERSITY = "diversity.json"
-REJECTS = "rejects.jsonl"
-CARD = "README.md"
-WORK_DIR = ".work"  # staged work of a build that has not finished (or was kept with --keep-work)
 BATCH_ROWS = 64
 EVAL_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as split eval_<source>
 

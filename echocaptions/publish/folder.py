@@ -20,7 +20,13 @@ from typing import Any
 from echocaptions.publish import strategy_configs
 from echocaptions.publish.parquet import SHARD_RE, write_splits
 
+# The files of a published build; publish/build.py reads them by these names.
 DATA_DIR = "data"
+STATS = "stats.json"
+DIVERSITY = "diversity.json"
+REJECTS = "rejects.jsonl"
+CARD = "README.md"
+WORK_DIR = ".work"  # staged work of a build that has not finished (or was kept with --keep-work)
 DATA_TMP = "data.tmp"
 STRATEGIES_TMP = "strategies.tmp"
 
