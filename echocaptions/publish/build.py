@@ -196,10 +196,10 @@ def open_build(folder: str | Path, *, error: type[BuildFolderError] = BuildFolde
     stats_path = folder / STATS
     found = _shards_by_split(folder / DATA_DIR)
     if not stats_path.is_file():
-        if not found and not (folder / WORK_DIR).is_dir():
+        if not found and not (folder / WORK_DIR).is_dir() and not (folder / DATA_DIR).is_dir():
             raise error(
-                f"no build at {folder}: it is not a finished build: no {STATS} (it holds: {listing(folder)}) "
-                f"and no {DATA_DIR}/*.parquet in {folder}; {_new(folder)}"
+                f"no build at {folder}: no {STATS} (it holds: {listing(folder)}) and no {DATA_DIR}/*.parquet "
+                f"in {folder}; {_new(folder)}"
             )
         raise error(
             f"{folder} is not a finished build: no {STATS} (it holds: {listing(folder)}); a build writes {STATS} "

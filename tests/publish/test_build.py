@@ -60,8 +60,8 @@ def test_a_folder_that_is_not_a_build(tmp_path: Path) -> None:
     with pytest.raises(BuildFolderError) as err:
         open_build(folder)
     assert str(err.value) == (
-        f"no build at {folder}: it is not a finished build: no stats.json (it holds: notes.txt) "
-        f"and no data/*.parquet in {folder}; run `echocaptions build` with `--out {folder}` to make one there"
+        f"no build at {folder}: no stats.json (it holds: notes.txt) and no data/*.parquet in {folder}; "
+        f"run `echocaptions build` with `--out {folder}` to make one there"
     )
 
 
