@@ -195,9 +195,9 @@ def fit_probes(x: np.ndarray, y: np.ndarray, subsets: Sequence[np.ndarray],
 
 def choose_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> float:
     """The C of the grid with the best validation balanced accuracy (the smallest on ties)."""
-    probes = fit_probes(train_x, train_y, [np.arange(len(train_y))] * len(C_GRID), C_GRID)
-    scores = [balanced_accuracy(val_y, probe.predict(val_x)) for probe in probes if probe is not None]
-    return C_GRID[int(np.argmax(scores))] if len(scores) == len(C_GRID) else 1.0
+    probes = fit_logistic(train_x, train_y, np.ones((len(C_GRID), len(train_y)), bool), C_GRID)
+    scores = [balanced_accuracy(val_y, probe.predict(val_x)) for probe in probes]
+    return C_GRID[int(np.argmax(scores))]
 
 
 # ---------------------------------------------------------------- prompts

@@ -8,6 +8,7 @@ made, so it stays an optional extra.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from echocaptions.executors.base import Executor, ExecutorError
 from echocaptions.executors.local import LocalExecutor
@@ -60,28 +61,13 @@ def _ray(
 EXECUTORS = EXECUTOR_FACTORIES.names()
 
 
-def get_executor(
-    name: str,
-    workers: int,
-    *,
-    address: str | None = None,
-    cpus_per_task: float = 1.0,
-    gpus_per_task: float = 0.0,
-    max_retries: int = 3,
-    worker_modules: Sequence[str] = (),
-) -> Executor:
+def get_executor(name: str, workers: int, **options: Any) -> Executor:
     """The executor called ``name``; Ray is imported (and connected) only for ``ray``.
 
-    ``worker_modules``: the modules the work imports, which a cluster's
-    workers are checked to import before any work. An unknown name raises
-    ``ValueError`` listing the names in :data:`EXECUTOR_FACTORIES`.
+    ``options`` go to its factory in :data:`EXECUTOR_FACTORIES` (for ``ray``:
+    ``address``, ``cpus_per_task``, ``gpus_per_task``, ``max_retries`` and
+    ``worker_modules``, the modules the work imports, which a cluster's workers
+    are checked to import before any work). An unknown name raises
+    ``ValueError`` listing the names there are.
     """
-    factory = EXECUTOR_FACTORIES.get(name)
-    return factory(
-        workers,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        gpus_per_task=gpus_per_task,
-        max_retries=max_retries,
-        worker_modules=worker_modules,
-    )
+    return EXECUTOR_FACTORIES.get(name)(workers, **options)
