@@ -21,10 +21,9 @@ import numpy as np
 from PIL import Image
 
 from echocaptions.captions import strategies
-from echocaptions.publish.build import Build, BuildFolderError, open_build
+from echocaptions.publish.build import EVAL_PREFIX, Build, BuildFolderError, open_build
 
 SPLIT_ORDER = ("train", "validation", "test")
-EVAL_SPLIT_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as eval_<source>
 META_COLUMNS = ("id", "organ", "label", "dataset", "captions", "findings", "sha256")
 POLICY_COLUMN = "caption"  # the caption the build's policy chose for the row
 
@@ -335,7 +334,7 @@ def _describe(classes: dict[str, list[str]]) -> str:
 
 def _candidate_sets(rows: Rows) -> dict[str, np.ndarray]:
     """Every nameable evaluation set: test, test/<dataset>, each held-out split, each dataset."""
-    evaluated = [i for i, s in enumerate(rows.split) if s == "test" or s.startswith(EVAL_SPLIT_PREFIX)]
+    evaluated = [i for i, s in enumerate(rows.split) if s == "test" or s.startswith(EVAL_PREFIX)]
     sets: dict[str, np.ndarray] = {}
     test = rows.where("test")
     if len(test):
@@ -343,7 +342,7 @@ def _candidate_sets(rows: Rows) -> dict[str, np.ndarray]:
         for name in sorted({rows.dataset[i] for i in test}):
             sets[f"test/{name}"] = np.array([i for i in test if rows.dataset[i] == name], dtype=np.int64)
     for split in rows.split_names:
-        if split.startswith(EVAL_SPLIT_PREFIX):
+        if split.startswith(EVAL_PREFIX):
             sets[split] = rows.where(split)
     for name in sorted({rows.dataset[i] for i in evaluated}):
         sets.setdefault(name, np.array([i for i in evaluated if rows.dataset[i] == name], dtype=np.int64))
@@ -379,7 +378,7 @@ def resolve_eval_sets(rows: Rows, names: Sequence[str] | None) -> tuple[list[Eva
                 )
             chosen.append(EvalSet(name, sets[name], classes))
         return chosen, skipped
-    default = [n for n in sets if n == "test" or n.startswith(("test/", EVAL_SPLIT_PREFIX))]
+    default = [n for n in sets if n == "test" or n.startswith(("test/", EVAL_PREFIX))]
     for name in default:
         classes = classes_of(rows, sets[name])
         if _is_multiclass(classes):
@@ -396,7 +395,7 @@ def resolve_eval_sets(rows: Rows, names: Sequence[str] | None) -> tuple[list[Eva
 
 def is_held_out(name: str) -> bool:
     """A held-out source split (``eval_<source>``): its probes are fitted and tested within it."""
-    return name.startswith(EVAL_SPLIT_PREFIX)
+    return name.startswith(EVAL_PREFIX)
 
 
 def check_folds(rows: Rows, sets: Sequence[EvalSet], folds: int) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 SPLIT_ORDER = ("train", "validation", "test")
 HINT_PRIORITY = {"test": 2, "validation": 1, "train": 0}
+EVAL_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as split eval_<source>
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class _UnionFind:
 
 
 def eval_split_name(source: str) -> str:
-    return f"eval_{source}"
+    return f"{EVAL_PREFIX}{source}"
 
 
 def _unit(seed: int, key: str) -> float:

@@ -146,13 +146,6 @@ def register_reader(reader: Reader, first: bool = True) -> None:
     IMAGE_READERS.register(reader.name, reader, first=first)
 
 
-def __getattr__(name: str) -> list[Reader]:
-    """``READERS``: the readers in the order they are tried (a list made from :data:`IMAGE_READERS`)."""
-    if name == "READERS":
-        return list(IMAGE_READERS.values())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def reader_for(path: Path) -> Reader:
     readers = IMAGE_READERS.values()
     for reader in readers:

@@ -30,12 +30,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from echocaptions.curation.splits import EVAL_PREFIX
 from echocaptions.publish.folder import CARD, DATA_DIR, DIVERSITY, REJECTS, STATS, WORK_DIR
 from echocaptions.publish.parquet import SHARD_RE
 from echocaptions.publish.strategy_configs import FOLDER as STRATEGIES_DIR
 
 BATCH_ROWS = 64
-EVAL_PREFIX = "eval_"  # held-out sources of a recipe (role: eval) publish as split eval_<source>
 
 __all__ = [
     "BATCH_ROWS", "CARD", "DATA_DIR", "DIVERSITY", "EVAL_PREFIX", "REJECTS", "SHARD_RE", "STATS", "STRATEGIES_DIR",
@@ -60,6 +60,13 @@ def _shards_by_split(folder: Path) -> dict[str, dict[int, tuple[int, Path]]]:
         if match:
             found.setdefault(match["split"], {})[int(match["index"])] = (int(match["total"]), path)
     return found
+
+
+def _row_count(path: Path, folder: Path, error: type[BuildFolderError]) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException) as exc:  # empty or cut short: a shard being written, or damaged
+        raise error(f"{path}: not a readable Parquet file ({exc}); {_rerun(folder)}") from exc
 
 
 @dataclass
@@ -90,10 +97,6 @@ class Build:
     @property
     def card_path(self) -> Path:
         return self.path / CARD
-
-    @property
-    def data_dir(self) -> Path:
-        return self.path / DATA_DIR
 
     @property
     def strategies_dir(self) -> Path:
@@ -205,9 +208,10 @@ def open_build(folder: str | Path, *, error: type[BuildFolderError] = BuildFolde
             f"{folder} is not a finished build: no {STATS} (it holds: {listing(folder)}); a build writes {STATS} "
             f"last, so no {STATS} in {folder} means its build was stopped or is still running: {_rerun(folder)}"
         )
+    stats_bytes = stats_path.read_bytes()
     try:
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        stats = json.loads(stats_bytes.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, or not JSON
         raise error(f"{stats_path}: not valid JSON ({exc}); {_rerun(folder)}") from exc
     expected = stats.get("splits") if isinstance(stats, dict) else None
     if not isinstance(expected, dict) or not expected:
@@ -222,7 +226,7 @@ def open_build(folder: str | Path, *, error: type[BuildFolderError] = BuildFolde
     for split in sorted(set(found) | set(expected)):
         have = found.get(split, {})
         totals = {total for total, _ in have.values()}
-        count = sum(pq.ParquetFile(p).metadata.num_rows for _, p in have.values())
+        count = sum(_row_count(p, folder, error) for _, p in have.values())
         complete = len(totals) == 1 and sorted(have) == list(range(totals.pop()))
         if split not in expected or not complete or count != expected[split]:
             raise error(
@@ -233,7 +237,7 @@ def open_build(folder: str | Path, *, error: type[BuildFolderError] = BuildFolde
             )
         shards[split] = [have[i][1] for i in sorted(have)]
         rows[split] = count
-    digest = hashlib.sha256(stats_path.read_bytes())
+    digest = hashlib.sha256(stats_bytes)
     for split in shards:
         for path in shards[split]:
             digest.update(f"\0{path.name}\0{path.stat().st_size}".encode())

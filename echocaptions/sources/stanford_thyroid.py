@@ -63,7 +63,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from echocaptions.imaging.readers import READERS, ImageReadError, Reader, register_reader
+from echocaptions.imaging.readers import IMAGE_READERS, ImageReadError, Reader, register_reader
 from echocaptions.schema import Reject, SourceItem
 from echocaptions.sources.base import Source, SourceError, register
 from echocaptions.sources.imagefolder import natural_key
@@ -267,7 +267,7 @@ class Hdf5FrameReader(Reader):
         return Image.fromarray(array)
 
 
-if not any(isinstance(r, Hdf5FrameReader) for r in READERS):
+if Hdf5FrameReader.name not in IMAGE_READERS:
     register_reader(Hdf5FrameReader())
 
 

@@ -94,6 +94,16 @@ def test_an_interrupted_build(built: Path, tmp_path: Path) -> None:
     (swapping / "stats.json").write_text('{"splits": ')
     with pytest.raises(BuildFolderError, match=r"stats\.json: not valid JSON .* to resume it"):
         open_build(swapping)
+    (swapping / "stats.json").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(BuildFolderError, match=r"stats\.json: not valid JSON .* to resume it"):
+        open_build(swapping)
+
+    cut = tmp_path / "cut"  # a shard the size of nothing: being written, or damaged
+    shutil.copytree(built, cut)
+    shard = sorted((cut / "data").glob("train-*.parquet"))[0]
+    shard.write_bytes(b"")
+    with pytest.raises(BuildFolderError, match=rf"{shard.name}: not a readable Parquet file .* to resume it"):
+        open_build(cut)
 
 
 def _not_a_build(built: Path, tmp_path: Path, kind: str) -> Path:
