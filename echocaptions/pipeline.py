@@ -67,7 +67,6 @@ from echocaptions.stats import (
     stage_table,
 )
 
-WORK = WORK_DIR  # work in progress: OUT/.work
 # Modules a worker imports before decoding: the source adapters, which register the
 # image readers of their formats (HDF5 frames, MAT files) when imported.
 READER_MODULES = ("echocaptions.sources",)
@@ -104,7 +103,7 @@ def build(
     """Build ``recipe`` into its output folder; see the module docstring."""
     progress = progress or tqdm_progress(quiet)
     prepared = prepare(recipe, executor, workers, ray_address)
-    work = prepared.out / WORK
+    work = prepared.out / WORK_DIR
     clock = Stopwatch()
     try:
         with prepared.executor as runner:
@@ -117,7 +116,7 @@ def build(
             curated = curate_rows(recipe, prepared, staged, listed, clock)
             caption_tasks = caption_stage.plan(staged, curated.keep)
             captions = run_stage(caption_stage, caption_tasks, runner, progress, clock)
-        rejects = [*listed.rejects, *read_rejects(staged), *curated.rejects]
+        rejects = all_rejects(listed, staged, curated)
         rows = published_rows(caption_tasks)
         result = publish(recipe, prepared, listed, images, curated, captions, rows, rejects, clock)
     except (ExecutorError, StageError) as exc:
@@ -136,11 +135,6 @@ class Prepared:
     executor: Executor
     out: Path
     skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def llm_unavailable(self) -> str | None:
-        """Why an optional LLM tier gives no captions in this build, if it does not."""
-        return self.setup.llm_missing
 
 
 def prepare(recipe: Recipe, executor: str | None, workers: int, ray_address: str | None = None) -> Prepared:
@@ -345,7 +339,7 @@ def write_item_shards(
         path = folder / f"{len(paths):05d}.jsonl"
         text = "".join(lines)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+            write_text(path, text)
         paths.append(path)
         lines.clear()
 
@@ -374,10 +368,10 @@ def curate_rows(
     curated = curate([t.staged_path for t in staged], recipe.dedup, recipe.splits, recipe.seed)
     clock.record("curation", started, curated.stats.rows)
     if not curated.splits:
-        rejects = sorted([*listed.rejects, *read_rejects(staged), *curated.rejects], key=_reject_order)
+        rejects = all_rejects(listed, staged, curated)
         write_text(prepared.out / REJECTS, _jsonl(rejects))
         raise BuildError(
-            f"no row survived: all {len(rejects)} items were rejected; reasons in {prepared.out / 'rejects.jsonl'}"
+            f"no row survived: all {len(rejects)} items were rejected; reasons in {prepared.out / REJECTS}"
         )
     return curated
 
@@ -405,10 +399,9 @@ def publish(
     del texts  # the largest thing the build holds: gone before the shards are written
     strategy_names = strategy_configs.names_for(recipe.captions.policy) if recipe.output.strategy_configs else None
     shards = write_shards(
-        prepared.out / WORK, rows, curated.splits, recipe.output.rows_per_shard, strategy_names,
+        prepared.out / WORK_DIR, rows, curated.splits, recipe.output.rows_per_shard, strategy_names,
         recipe.output.strategy_images,
     )
-    rejects = sorted(rejects, key=_reject_order)
     stats = build_stats(
         recipe=recipe.name,
         seed=recipe.seed,
@@ -428,7 +421,7 @@ def publish(
         split_download_bytes=shards.split_download_bytes,
         leakage=curated.leakage,
         shards={run.name: (run.shards, run.resumed) for run in (images, captions)},
-        llm_unavailable=prepared.llm_unavailable,
+        llm_unavailable=prepared.setup.llm_missing,
         strategies=shards.strategies,
         stages=clock.times,
     )
@@ -437,7 +430,7 @@ def publish(
     stats["stages"] = stage_table(clock.times)
     swap_in(
         prepared.out,
-        prepared.out / WORK,
+        prepared.out / WORK_DIR,
         {
             REJECTS: _jsonl(rejects),
             STATS: json.dumps(stats, indent=2, sort_keys=True) + "\n",
@@ -446,6 +439,11 @@ def publish(
         },
     )
     return BuildResult(out=prepared.out, stats=stats, split_files=shards.split_files)
+
+
+def all_rejects(listed: Listed, staged: list[ShardTask], curated: Curated) -> list[Reject]:
+    """Every reject of the build (listing, decoding, curation), in the order ``rejects.jsonl`` lists them."""
+    return sorted([*listed.rejects, *read_rejects(staged), *curated.rejects], key=_reject_order)
 
 
 def _reject_order(r: Reject) -> tuple[str, str, str, str]:

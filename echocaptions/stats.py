@@ -86,9 +86,6 @@ class EnumerateStats(Counts):
     def count(self, source: str, what: str) -> None:
         self.by_source[source][what] += 1
 
-    def listed(self, source: str) -> int:
-        return self.by_source[source]["listed"]
-
 
 @dataclass
 class ImageStats(Counts):

@@ -499,3 +499,5 @@ def published_rows(tasks: Sequence[CaptionTask]) -> Iterator[dict[str, Any]]:
                     raise StageError(f"{task.out_path} does not match {task.staged_path}; rerun the build")
                 yield {**row, "image": {"bytes": image, "path": None}}
                 pos_wanted, row = next(wanted, (None, None))
+            if pos_wanted is None:  # the shard's last kept row: the rest was dropped, not read
+                break
