@@ -139,9 +139,14 @@ def done_result(stage: ShardStage[T], task: T) -> Result | None:
 
 
 def run_task(stage: ShardStage[T], task: T) -> Result:
-    """One shard on a worker: the stage's work, then the done marker (after the outputs)."""
+    """One shard on a worker: the stage's work, then the done marker (after the outputs).
+
+    The fingerprint is taken before the work: an input that changes while the
+    shard runs leaves a marker that no longer matches, so the shard reruns.
+    """
+    fingerprint = stage.fingerprint(task)
     result = stage.work(task)
-    marker = {"fingerprint": stage.fingerprint(task), "result": result}
+    marker = {"fingerprint": fingerprint, "result": result}
     write_text(task.done_path, json.dumps(marker, sort_keys=True, ensure_ascii=False))
     return result
 
